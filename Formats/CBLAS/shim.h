@@ -1,0 +1,2 @@
+// OpenBLAS's CBLAS interface: float GEMM for the CPU runtime.
+#include <cblas.h>

@@ -1,0 +1,25 @@
+// libhdf5 for Swift. H5T_NATIVE_* and H5P_DEFAULT are macros that call H5open();
+// they do not import into Swift, so they are wrapped here as inline functions.
+#include <hdf5.h>
+
+static inline hid_t nnpipe_h5p_default(void) { return H5P_DEFAULT; }
+static inline hid_t nnpipe_h5s_all(void) { return H5S_ALL; }
+static inline hid_t nnpipe_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
+static inline hid_t nnpipe_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }
+static inline hid_t nnpipe_h5t_native_int8(void) { return H5T_NATIVE_INT8; }
+static inline hid_t nnpipe_h5t_native_uint8(void) { return H5T_NATIVE_UINT8; }
+static inline hid_t nnpipe_h5t_native_int16(void) { return H5T_NATIVE_INT16; }
+static inline hid_t nnpipe_h5t_native_uint16(void) { return H5T_NATIVE_UINT16; }
+static inline hid_t nnpipe_h5t_native_int32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t nnpipe_h5t_native_uint32(void) { return H5T_NATIVE_UINT32; }
+static inline hid_t nnpipe_h5t_native_int64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t nnpipe_h5t_native_uint64(void) { return H5T_NATIVE_UINT64; }
+static inline hid_t nnpipe_h5t_c_s1(void) { return H5T_C_S1; }
+static inline hid_t nnpipe_h5t_ieee_f32le(void) { return H5T_IEEE_F32LE; }
+static inline hid_t nnpipe_h5t_ieee_f64le(void) { return H5T_IEEE_F64LE; }
+static inline hid_t nnpipe_h5p_file_access(void) { return H5P_FILE_ACCESS; }
+static inline hid_t nnpipe_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
+static inline hid_t nnpipe_h5p_group_create(void) { return H5P_GROUP_CREATE; }
+static inline hid_t nnpipe_h5p_attribute_create(void) { return H5P_ATTRIBUTE_CREATE; }
+static inline hid_t nnpipe_h5e_default(void) { return H5E_DEFAULT; }
+static inline size_t nnpipe_h5t_variable(void) { return H5T_VARIABLE; }

@@ -1,0 +1,1 @@
+// NNPipeHDF5: see its issue.

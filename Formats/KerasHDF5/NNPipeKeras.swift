@@ -1,0 +1,1 @@
+// NNPipeKeras: see its issue.

@@ -1,0 +1,1 @@
+// NNPipeONNX: see its issue.

@@ -1,0 +1,1 @@
+// Generated protobuf-c declarations land here (Formats/ONNXProto/generate.sh).

@@ -1,0 +1,1 @@
+int nnpipe_onnx_proto_placeholder_symbol;

@@ -1,0 +1,75 @@
+// swift-tools-version: 6.0
+// nnpipe: compress and convert neural-network models (ONNX <-> Keras HDF5).
+import PackageDescription
+
+let package = Package(
+    name: "nnpipe",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "nnpipe", targets: ["nnpipe"]),
+        .library(name: "NNPipeCore", targets: ["NNPipeCore"]),
+        .library(name: "NNPipeCommands", targets: ["NNPipeCommands"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // MARK: C libraries, each behind one system-library module (house rule 5).
+        .systemLibrary(
+            name: "CProtobufC", path: "Formats/CProtobufC", pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(
+            name: "CHDF5", path: "Formats/CHDF5", pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(
+            name: "CBLAS", path: "Formats/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+
+        // MARK: Core: IR, stages, manifest, runner. No C imports.
+        .target(
+            name: "NNPipeCore",
+            dependencies: [.product(name: "Logging", package: "swift-log")]),
+
+        // MARK: Formats
+        .target(
+            name: "ONNXProto", dependencies: ["CProtobufC"], path: "Formats/ONNXProto"),
+        .target(
+            name: "NNPipeONNX", dependencies: ["NNPipeCore", "ONNXProto", "CProtobufC"],
+            path: "Formats/ONNX"),
+        .target(name: "NNPipeHDF5", dependencies: ["CHDF5"], path: "Formats/HDF5"),
+        .target(
+            name: "NNPipeKeras", dependencies: ["NNPipeCore", "NNPipeHDF5"],
+            path: "Formats/KerasHDF5"),
+
+        // MARK: Execution and data
+        .target(name: "NNPipeRuntime", dependencies: ["NNPipeCore", "CBLAS"]),
+        .target(name: "NNPipeData", dependencies: ["NNPipeCore", "NNPipeHDF5"]),
+
+        // MARK: Stages (one module per kind; never depend on each other)
+        .target(
+            name: "StageEvaluate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
+
+        // MARK: Command line
+        .target(
+            name: "NNPipeCommands",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                "NNPipeCore", "NNPipeONNX", "NNPipeKeras", "NNPipeRuntime", "NNPipeData",
+                "StageEvaluate",
+            ]),
+        .executableTarget(name: "nnpipe", dependencies: ["NNPipeCommands"]),
+
+        // MARK: Tests
+        .testTarget(name: "NNPipeCoreTests", dependencies: ["NNPipeCore"]),
+        .testTarget(
+            name: "NNPipeONNXTests", dependencies: ["NNPipeCore", "NNPipeONNX"]),
+        .testTarget(
+            name: "NNPipeKerasTests", dependencies: ["NNPipeCore", "NNPipeKeras", "NNPipeHDF5"]),
+        .testTarget(
+            name: "NNPipeRuntimeTests",
+            dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
+        .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeCommands", "NNPipeCore"]),
+    ]
+)

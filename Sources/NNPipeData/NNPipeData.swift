@@ -1,0 +1,1 @@
+// NNPipeData: see its issue.

@@ -1,0 +1,1 @@
+// NNPipeRuntime: see its issue.

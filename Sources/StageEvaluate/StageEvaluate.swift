@@ -1,0 +1,1 @@
+// StageEvaluate: see its issue.

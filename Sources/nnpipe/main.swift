@@ -1,0 +1,3 @@
+import NNPipeCommands
+
+NNPipeCommand.main()
