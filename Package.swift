@@ -62,14 +62,15 @@ let package = Package(
         .executableTarget(name: "nnpipe", dependencies: ["NNPipeCommands"]),
 
         // MARK: Tests
-        .testTarget(name: "NNPipeCoreTests", dependencies: ["NNPipeCore"]),
+        .target(name: "NNPipeTestKit", dependencies: ["NNPipeCore"]),
+        .testTarget(name: "NNPipeCoreTests", dependencies: ["NNPipeTestKit", "NNPipeCore"]),
         .testTarget(
-            name: "NNPipeONNXTests", dependencies: ["NNPipeCore", "NNPipeONNX"]),
+            name: "NNPipeONNXTests", dependencies: ["NNPipeTestKit", "NNPipeCore", "NNPipeONNX"]),
         .testTarget(
-            name: "NNPipeKerasTests", dependencies: ["NNPipeCore", "NNPipeKeras", "NNPipeHDF5"]),
+            name: "NNPipeKerasTests", dependencies: ["NNPipeTestKit", "NNPipeCore", "NNPipeKeras", "NNPipeHDF5"]),
         .testTarget(
             name: "NNPipeRuntimeTests",
-            dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
-        .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeCommands", "NNPipeCore"]),
+            dependencies: ["NNPipeTestKit", "NNPipeCore", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
+        .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeTestKit", "NNPipeCommands", "NNPipeCore"]),
     ]
 )
