@@ -1,0 +1,87 @@
+import Foundation
+
+/// Writes the model as it is at this point of the pipeline, in the format the file
+/// extension (or `format`) names. Several exports may appear, e.g. before and after quantisation.
+public struct ExportStage: Stage {
+    public static let kind = "export"
+    public static let summary = "Write the model to <output_dir>/<path> (.onnx, .h5, .keras)"
+    public static let options: [OptionSpec] = [
+        OptionSpec("path", .string, required: true, help: "output file, relative to output_dir; its extension picks the format"),
+        OptionSpec("format", .choice(["onnx", "keras-h5", "keras"]), help: "force a format instead of using the extension"),
+    ]
+
+    public let path: String
+    public let format: String?
+
+    public init(options: StageOptions) throws {
+        path = options.string("path") ?? ""
+        format = options.string("format")
+        try Self.checkRelative(path, options: options)
+        if format == nil {
+            let ext = (path as NSString).pathExtension.lowercased()
+            if !["onnx", "h5", "hdf5", "keras"].contains(ext) {
+                throw options.error("path", "cannot tell the format from '\(path)': use a .onnx, .h5 or .keras name, or set 'format'")
+            }
+        }
+    }
+
+    /// Outputs stay inside output_dir: an absolute path or `..` could overwrite files elsewhere.
+    static func checkRelative(_ path: String, options: StageOptions) throws {
+        if path.hasPrefix("/") || path.hasPrefix("~") {
+            throw options.error("path", "must be relative to output_dir, got the absolute path '\(path)'")
+        }
+        if path.split(separator: "/").contains("..") {
+            throw options.error("path", "must stay inside output_dir, '..' is not allowed in '\(path)'")
+        }
+        if path.hasSuffix("/") || path.isEmpty {
+            throw options.error("path", "must name a file, got '\(path)'")
+        }
+    }
+
+    public static func checkPlacement(_ invocation: StageInvocation, in pipeline: [StageInvocation]) -> [NNPipeError] {
+        let mine = invocation.options.string("path")
+        let earlier = pipeline.prefix(while: { $0.index < invocation.index })
+        if let clash = earlier.first(where: { $0.kind == kind && $0.options.string("path") == mine }) {
+            return [invocation.options.error("path", "'\(mine ?? "")' is already written by \(clash.path); each export needs its own file")]
+        }
+        return []
+    }
+
+    public func run(_ model: inout Model, context: StageContext) throws -> StageResult {
+        let destination = context.outputDirectory.appendingPathComponent(path).standardizedFileURL
+        let writer: any ModelFormat
+        if let format {
+            guard let named = context.formats.format(named: format) else {
+                throw NNPipeError(.unsupported, "format '\(format)' is not built into this nnpipe", path: context.stagePath)
+            }
+            writer = named
+        } else {
+            writer = try context.formats.format(forOutput: destination)
+        }
+        context.progress.update("writing \(destination.lastPathComponent)")
+        do {
+            try writer.write(model, to: destination)
+        } catch let error as NNPipeError {
+            throw error.located(at: destination.path)
+        }
+        let size = (try? FileManager.default.attributesOfItem(atPath: destination.path)[.size] as? Int) ?? 0
+        return StageResult(
+            summary: "wrote \(writer.name) \(ByteCountText.format(size)) to \(path)",
+            details: [("path", .string(destination.path)), ("format", .string(writer.name)), ("bytes", .number(Double(size)))],
+            files: [destination.path])
+    }
+}
+
+/// Human-readable sizes for tables: "1.2 MB".
+public enum ByteCountText {
+    public static func format(_ bytes: Int) -> String {
+        let units = ["B", "KB", "MB", "GB", "TB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1000, unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+    }
+}
