@@ -52,9 +52,8 @@ public struct ManifestDecoder {
     // MARK: Problems
 
     private mutating func problem(_ path: String, _ message: String, at value: JSONValue?) {
-        var line = value.flatMap { $0.line > 0 ? $0.line : nil }
-        var column = value.flatMap { $0.column > 0 ? $0.column : nil }
-        if line == nil { column = nil; line = nil }
+        let line = value.flatMap { $0.line > 0 ? $0.line : nil }
+        let column = line == nil ? nil : value.map(\.column)
         problems.append(NNPipeError(.invalidManifest, "\(path): \(message)", path: file, line: line, column: column))
     }
 
@@ -328,7 +327,10 @@ public struct ManifestDecoder {
             return []
         }
         var invocations: [StageInvocation] = []
+        var invalid = Set<Int>()
         for (index, entry) in list.enumerated() {
+            let problemsBefore = problems.count
+            defer { if problems.count > problemsBefore { invalid.insert(index) } }
             let path = "stages[\(index)]"
             guard let members = entry.objectValue else {
                 problem(path, "expected an object like {\"stage\": \"prune\", ...}, got \(entry.typeName)", at: entry)
@@ -367,7 +369,8 @@ public struct ManifestDecoder {
             invocations.append(StageInvocation(kind: kind, options: StageOptions(values: values, path: path), index: index))
         }
         // Cross-stage rules, then each stage's own constructor checks.
-        for invocation in invocations {
+        // Stages whose options already failed are skipped: their constructor would repeat the problem.
+        for invocation in invocations where !invalid.contains(invocation.index) {
             guard let descriptor = registry.descriptor(for: invocation.kind) else { continue }
             for error in descriptor.checkPlacement(invocation, invocations) { problems.append(withFile(error)) }
             do { _ = try descriptor.make(invocation.options) } catch let error as NNPipeError {

@@ -1,0 +1,11 @@
+import NNPipeCore
+
+extension Toolkit {
+    /// Everything built into this binary.
+    public static var standard: Toolkit {
+        let formats = FormatRegistry([])
+        var stages = StageRegistry()
+        stages.register(ExportStage.self)
+        return Toolkit(formats: formats, stages: stages, evaluator: nil)
+    }
+}
