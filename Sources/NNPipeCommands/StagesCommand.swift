@@ -9,9 +9,16 @@ struct StagesCommand: ParsableCommand {
     @Flag(help: "Print names, options, types, defaults and help as JSON.")
     var json = false
 
+    @Flag(help: "Print the stage reference as Markdown (the README's manifest reference is this output).")
+    var markdown = false
+
     func run() throws {
         let registry = Toolkit.current.stages
         let console = Console.current
+        if markdown {
+            console.print(StageCatalog.markdown(registry))
+            return
+        }
         if json {
             console.print(JSONWriter.write(StageCatalog.json(registry)))
             return
@@ -47,6 +54,32 @@ enum StageCatalog {
                 ("options", .array(descriptor.options.map(option))),
             ])
         })
+    }
+
+    /// One section per stage with a table of its options.
+    static func markdown(_ registry: StageRegistry) -> String {
+        var lines: [String] = []
+        for descriptor in registry.descriptors {
+            lines.append("#### `\(descriptor.kind)`")
+            lines.append("")
+            lines.append(descriptor.summary + ".")
+            lines.append("")
+            if descriptor.options.isEmpty {
+                lines.append("No options.")
+            } else {
+                lines.append("| option | type | default | meaning |")
+                lines.append("|---|---|---|---|")
+                for option in descriptor.options {
+                    var type = option.kind.displayName
+                    if let range = option.rangeDescription { type += " in \(range)" }
+                    if option.allowsNull { type += " or null" }
+                    let defaultText = option.required ? "required" : option.defaultValue.map { "`\($0)`" } ?? "—"
+                    lines.append("| `\(option.name)` | \(type.replacingOccurrences(of: "|", with: "\\|")) | \(defaultText) | \(option.help) |")
+                }
+            }
+            lines.append("")
+        }
+        return lines.joined(separator: "\n")
     }
 
     static func option(_ option: OptionSpec) -> JSONValue {
