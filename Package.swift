@@ -49,6 +49,10 @@ let package = Package(
         // MARK: Stages (one module per kind; never depend on each other)
         .target(
             name: "StageEvaluate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
+        .target(name: "StagePrune", dependencies: ["NNPipeCore", "NNPipeRuntime"]),
+        .target(name: "StageQuantize", dependencies: ["NNPipeCore"]),
+        .target(
+            name: "StageCalibrate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
 
         // MARK: Command line
         .target(
@@ -57,7 +61,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 "NNPipeCore", "NNPipeONNX", "NNPipeKeras", "NNPipeRuntime", "NNPipeData",
-                "StageEvaluate",
+                "StageEvaluate", "StagePrune", "StageQuantize", "StageCalibrate",
             ]),
         .executableTarget(name: "nnpipe", dependencies: ["NNPipeCommands"]),
 
@@ -71,6 +75,11 @@ let package = Package(
         .testTarget(
             name: "NNPipeRuntimeTests",
             dependencies: ["NNPipeTestKit", "NNPipeCore", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
+        .testTarget(
+            name: "StagePruneTests", dependencies: ["NNPipeTestKit", "NNPipeCore", "StagePrune", "NNPipeRuntime"]),
+        .testTarget(
+            name: "StageQuantizeTests",
+            dependencies: ["NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime"]),
         .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeTestKit", "NNPipeCommands", "NNPipeCore"]),
     ]
 )

@@ -1,0 +1,1 @@
+// StageCalibrate: see its issue.

@@ -1,0 +1,1 @@
+// StagePrune: see its issue.

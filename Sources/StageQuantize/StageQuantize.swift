@@ -1,0 +1,1 @@
+// StageQuantize: see its issue.
