@@ -54,13 +54,16 @@ let package = Package(
         .target(
             name: "StageCalibrate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
 
+        // MARK: Out-of-process stage plugins
+        .target(name: "NNPipePlugins", dependencies: ["NNPipeCore"]),
+
         // MARK: Command line
         .target(
             name: "NNPipeCommands",
             dependencies: [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                "NNPipeCore", "NNPipeONNX", "NNPipeKeras", "NNPipeRuntime", "NNPipeData",
+                "NNPipeCore", "NNPipePlugins", "NNPipeONNX", "NNPipeKeras", "NNPipeRuntime", "NNPipeData",
                 "StageEvaluate", "StagePrune", "StageQuantize", "StageCalibrate",
             ]),
         .executableTarget(name: "nnpipe", dependencies: ["NNPipeCommands"]),

@@ -14,6 +14,8 @@ public struct ManifestDecoder {
     /// Called with the resolved `plugins` entries; returns their stage descriptors
     /// (out-of-process plugins describe themselves). Problems are reported at `plugins[i]`.
     public var pluginResolver: (@Sendable ([URL]) throws -> [StageDescriptor])?
+    /// Consulted for a stage kind nothing registered knows (e.g. `nnpipe-stage-<kind>` on PATH).
+    public var unknownKindResolver: (@Sendable (String) throws -> StageDescriptor?)?
 
     private var problems: [NNPipeError] = []
     private var file: String?
@@ -343,6 +345,17 @@ public struct ManifestDecoder {
             guard let kind = kindValue.stringValue else {
                 problem("\(path).stage", "expected a stage kind string, got \(kindValue.typeName)", at: kindValue)
                 continue
+            }
+            if registry.descriptor(for: kind) == nil, let unknownKindResolver {
+                do {
+                    if let found = try unknownKindResolver(kind) { registry.register(found) }
+                } catch let error as NNPipeError {
+                    problem("\(path).stage", error.description, at: kindValue)
+                    continue
+                } catch {
+                    problem("\(path).stage", "\(error)", at: kindValue)
+                    continue
+                }
             }
             guard let descriptor = registry.descriptor(for: kind) else {
                 problem("\(path).stage", "unknown stage kind '\(kind)'\(Suggestion.hint(for: kind, among: registry.kinds)); known: \(registry.kinds.joined(separator: ", "))", at: kindValue)
