@@ -63,7 +63,7 @@ struct ExternalStage: Stage {
 
         let timeout = options.double("timeout") ?? 600
         context.progress.update("running plugin \(executable.lastPathComponent)")
-        let outcome = try PluginProcess.run(executable, arguments: ["run", requestFile.path], timeout: timeout, workingDirectory: work)
+        let outcome = try PluginProcess.run(executable, arguments: ["run", requestFile.path], timeout: timeout)
         let stderrText = String(decoding: outcome.standardError, as: UTF8.self)
         for line in stderrText.split(separator: "\n") where !line.isEmpty {
             context.logger.info("\(description.kind): \(line)")
