@@ -71,6 +71,11 @@ let package = Package(
         .testTarget(
             name: "NNPipeRuntimeTests",
             dependencies: ["NNPipeTestKit", "NNPipeCore", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
+        .testTarget(
+            name: "NNPipeDataTests", dependencies: ["NNPipeTestKit", "NNPipeData", "NNPipeCore"]),
+        .testTarget(
+            name: "StageEvaluateTests",
+            dependencies: ["NNPipeTestKit", "StageEvaluate", "NNPipeData", "NNPipeCore"]),
         .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeTestKit", "NNPipeCommands", "NNPipeCore"]),
     ]
 )
