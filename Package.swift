@@ -37,7 +37,7 @@ let package = Package(
         .target(
             name: "NNPipeONNX", dependencies: ["NNPipeCore", "ONNXProto", "CProtobufC"],
             path: "Formats/ONNX"),
-        .target(name: "NNPipeHDF5", dependencies: ["CHDF5"], path: "Formats/HDF5"),
+        .target(name: "NNPipeHDF5", dependencies: ["NNPipeCore", "CHDF5"], path: "Formats/HDF5"),
         .target(
             name: "NNPipeKeras", dependencies: ["NNPipeCore", "NNPipeHDF5"],
             path: "Formats/KerasHDF5"),
