@@ -1,5 +1,6 @@
 import Foundation
 import NNPipeCore
+import NNPipeHDF5
 
 /// An opened data file or folder: lists its array keys and opens arrays by key.
 protocol DatasetContainer: AnyObject {
@@ -29,7 +30,8 @@ enum DatasetContainers {
         if isDirectory.boolValue { return try TensorProtoFolder(url: url) }
         let file = try FileByteSource(url: url)
         let magic = try file.bytes(at: 0, count: min(8, file.count))
-        if magic.starts(with: [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]) {
+        // HDF5 allows a user block before the superblock: look at 0, 512, 1024, 2048.
+        if try HDF5File.hasSignature(file.bytes(at: 0, count: min(2056, file.count))) {
             return try HDF5DatasetFile(url: url)
         }
         if magic.starts(with: NumpyHeader.magic) { return NumpyFile(url: url, source: file) }

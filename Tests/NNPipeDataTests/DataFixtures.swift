@@ -20,6 +20,12 @@ enum DataFixtures {
         ExpectedInput(name: name, elementType: type, shape: shape)
     }
 
+    /// The first batch of `size`.
+    static func first(_ reader: DatasetReader, size: Int) throws -> Batch {
+        var iterator = try reader.batches(size: size)
+        return try #require(try iterator.next())
+    }
+
     /// Reads every batch and returns them.
     static func readAll(_ reader: DatasetReader, batchSize: Int) throws -> [Batch] {
         var batches: [Batch] = []
