@@ -38,7 +38,7 @@ let package = Package(
         .target(
             name: "NNPipeONNX", dependencies: ["NNPipeCore", "ONNXProto", "CProtobufC"],
             path: "Formats/ONNX"),
-        .target(name: "NNPipeHDF5", dependencies: ["CHDF5"], path: "Formats/HDF5"),
+        .target(name: "NNPipeHDF5", dependencies: ["NNPipeCore", "CHDF5"], path: "Formats/HDF5"),
         .target(
             name: "NNPipeKeras", dependencies: ["NNPipeCore", "NNPipeHDF5"],
             path: "Formats/KerasHDF5"),
@@ -84,6 +84,11 @@ let package = Package(
         .testTarget(
             name: "StageQuantizeTests",
             dependencies: ["NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime"]),
+        .testTarget(
+            name: "NNPipeDataTests", dependencies: ["NNPipeTestKit", "NNPipeData", "NNPipeCore"]),
+        .testTarget(
+            name: "StageEvaluateTests",
+            dependencies: ["NNPipeTestKit", "StageEvaluate", "NNPipeData", "NNPipeCore"]),
         .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeTestKit", "NNPipeCommands", "NNPipeCore"]),
     ]
 )
