@@ -12,6 +12,10 @@ import Testing
     static let knownMisses: [String: String] = [
         "test_batchnorm_epsilon_training_mode": "training-mode BatchNormalization is not an inference op",
         "test_batchnorm_example_training_mode": "training-mode BatchNormalization is not an inference op",
+        "test_training_dropout": "training-mode Dropout draws random masks (numpy's RNG); not an inference op",
+        "test_training_dropout_default": "training-mode Dropout draws random masks (numpy's RNG); not an inference op",
+        "test_training_dropout_default_mask": "training-mode Dropout draws random masks (numpy's RNG); not an inference op",
+        "test_training_dropout_mask": "training-mode Dropout draws random masks (numpy's RNG); not an inference op",
     ]
 
     struct Outcome {

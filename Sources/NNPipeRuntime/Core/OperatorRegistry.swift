@@ -69,5 +69,5 @@ enum OperatorRegistry {
         return table
     }()
 
-    static let machineLearning: [String: Entry] = [:]
+    static let machineLearning: [String: Entry] = extraMachineLearning
 }
