@@ -23,6 +23,23 @@ extension OperatorRegistry {
         add("Gather", MovementKernels.gather)
         add("Pad", MovementKernels.pad)
         add("Tile", since: 6, MovementKernels.tile)
+        add("Softmax", ReductionKernels.softmax(logarithm: false))
+        add("LogSoftmax", ReductionKernels.softmax(logarithm: true))
+        add("ReduceSum", ReductionKernels.reduce(.sum, inputOpset: 13))
+        add("ReduceMean", ReductionKernels.reduce(.mean, inputOpset: 18))
+        add("ReduceMax", ReductionKernels.reduce(.maximum, inputOpset: 18))
+        add("ReduceMin", ReductionKernels.reduce(.minimum, inputOpset: 18))
+        add("ReduceProd", ReductionKernels.reduce(.product, inputOpset: 18))
+        add("ReduceSumSquare", ReductionKernels.reduce(.sumSquare, inputOpset: 18))
+        add("ReduceL1", ReductionKernels.reduce(.l1, inputOpset: 18))
+        add("ReduceL2", ReductionKernels.reduce(.l2, inputOpset: 18))
+        add("ReduceLogSumExp", ReductionKernels.reduce(.logSumExp, inputOpset: 18))
+        add("ArgMax", ReductionKernels.argument(maximum: true))
+        add("ArgMin", ReductionKernels.argument(maximum: false))
+        add("BatchNormalization", NormalizationKernels.batchNormalization)
+        add("InstanceNormalization", since: 6, NormalizationKernels.instanceNormalization)
+        add("LayerNormalization", since: 17, NormalizationKernels.layerNormalization)
+        add("LRN", NormalizationKernels.localResponseNormalization)
         return table
     }
 
