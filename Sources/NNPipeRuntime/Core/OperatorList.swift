@@ -40,6 +40,8 @@ extension OperatorRegistry {
         add("InstanceNormalization", since: 6, NormalizationKernels.instanceNormalization)
         add("LayerNormalization", since: 17, NormalizationKernels.layerNormalization)
         add("LRN", NormalizationKernels.localResponseNormalization)
+        add("Gemm", MatrixKernels.gemm)
+        add("MatMul", MatrixKernels.matMul)
         return table
     }
 
