@@ -42,6 +42,12 @@ extension OperatorRegistry {
         add("LRN", NormalizationKernels.localResponseNormalization)
         add("Gemm", MatrixKernels.gemm)
         add("MatMul", MatrixKernels.matMul)
+        add("Conv", ConvolutionKernels.convolution)
+        add("ConvTranspose", ConvolutionKernels.transposed)
+        add("MaxPool", PoolingKernels.pool(maximum: true))
+        add("AveragePool", PoolingKernels.pool(maximum: false))
+        add("GlobalAveragePool", PoolingKernels.global(maximum: false))
+        add("GlobalMaxPool", PoolingKernels.global(maximum: true))
         return table
     }
 
