@@ -48,6 +48,7 @@ extension OperatorRegistry {
         add("AveragePool", PoolingKernels.pool(maximum: false))
         add("GlobalAveragePool", PoolingKernels.global(maximum: false))
         add("GlobalMaxPool", PoolingKernels.global(maximum: true))
+        add("Resize", since: 10, ResizeKernel.resize)
         return table
     }
 
