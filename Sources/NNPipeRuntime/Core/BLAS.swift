@@ -38,3 +38,25 @@ enum BLAS {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(leadingA), b, Int32(leadingB), beta, c, Int32(leadingC))
     }
 }
+
+/// Element types with a BLAS GEMM, so convolution code can be written once for both.
+protocol BLASElement: BinaryFloatingPoint {
+    static func multiply(rows m: Int, columns n: Int, inner k: Int, _ a: UnsafePointer<Self>, leadingA: Int, transposeA: Bool,
+                         _ b: UnsafePointer<Self>, leadingB: Int, transposeB: Bool, into c: UnsafeMutablePointer<Self>, leadingC: Int)
+}
+
+extension Float: BLASElement {
+    static func multiply(rows m: Int, columns n: Int, inner k: Int, _ a: UnsafePointer<Float>, leadingA: Int, transposeA: Bool,
+                         _ b: UnsafePointer<Float>, leadingB: Int, transposeB: Bool, into c: UnsafeMutablePointer<Float>, leadingC: Int) {
+        BLAS.multiply(rows: m, columns: n, inner: k, a, leadingA: leadingA, transposeA: transposeA, b, leadingB: leadingB,
+                      transposeB: transposeB, into: c, leadingC: leadingC)
+    }
+}
+
+extension Double: BLASElement {
+    static func multiply(rows m: Int, columns n: Int, inner k: Int, _ a: UnsafePointer<Double>, leadingA: Int, transposeA: Bool,
+                         _ b: UnsafePointer<Double>, leadingB: Int, transposeB: Bool, into c: UnsafeMutablePointer<Double>, leadingC: Int) {
+        BLAS.multiply(rows: m, columns: n, inner: k, a, leadingA: leadingA, transposeA: transposeA, b, leadingB: leadingB,
+                      transposeB: transposeB, into: c, leadingC: leadingC)
+    }
+}

@@ -49,6 +49,13 @@ extension OperatorRegistry {
         add("GlobalAveragePool", PoolingKernels.global(maximum: false))
         add("GlobalMaxPool", PoolingKernels.global(maximum: true))
         add("Resize", since: 10, ResizeKernel.resize)
+        add("QuantizeLinear", since: 10, QuantizationKernels.quantize)
+        add("DequantizeLinear", since: 10, QuantizationKernels.dequantize)
+        add("DynamicQuantizeLinear", since: 11, QuantizationKernels.dynamicQuantize)
+        add("QLinearConv", since: 10, IntegerKernels.qLinearConvolution)
+        add("QLinearMatMul", since: 10, IntegerKernels.qLinearMatMul)
+        add("ConvInteger", since: 10, IntegerKernels.convolutionInteger)
+        add("MatMulInteger", since: 10, IntegerKernels.matMulInteger)
         return table
     }
 

@@ -24,40 +24,42 @@ enum ConvolutionKernels {
                 return tensor.floats
             }
             let result = RuntimeTensor(dataType: .float, shape: [batch, outputChannels] + geometry.outputSpatialShape)
-            let groupChannels = channels / group
-            let groupOutputs = outputChannels / group
-            let depth = groupChannels * geometry.kernelSize
-            let positions = geometry.outputSize
             input.withUnsafeBuffer(of: Float.self) { source in
                 weights.withUnsafeBuffer(of: Float.self) { filter in
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
-                        if groupChannels == 1 && groupOutputs == 1 && group > 1 {
-                            depthwise(source.baseAddress!, filter.baseAddress!, output.baseAddress!, planes: batch * channels,
-                                      channels: channels, geometry: geometry, threads: context.threads)
-                        } else {
-                            let pointwise = geometry.kernel.allSatisfy { $0 == 1 } && geometry.strides.allSatisfy { $0 == 1 }
-                                && geometry.padBegin.allSatisfy { $0 == 0 } && geometry.padEnd.allSatisfy { $0 == 0 }
-                            let columns = pointwise ? nil : UnsafeMutablePointer<Float>.allocate(capacity: max(depth * positions, 1))
-                            defer { columns?.deallocate() }
-                            for image in 0..<batch {
-                                for part in 0..<group {
-                                    let planes = source.baseAddress! + (image * channels + part * groupChannels) * geometry.inputSize
-                                    if let columns {
-                                        geometry.imageToColumns(planes, channels: groupChannels, into: columns, threads: context.threads)
-                                    }
-                                    BLAS.multiply(rows: groupOutputs, columns: positions, inner: depth,
-                                                  filter.baseAddress! + part * groupOutputs * depth, leadingA: depth,
-                                                  UnsafePointer(columns) ?? planes, leadingB: positions,
-                                                  into: output.baseAddress! + (image * outputChannels + part * groupOutputs) * positions,
-                                                  leadingC: positions)
-                                }
-                            }
-                        }
-                        if let bias { addBias(bias, to: output, planes: batch * outputChannels, channels: outputChannels, size: positions) }
+                        convolve(source.baseAddress!, filter.baseAddress!, output.baseAddress!, batch: batch, channels: channels,
+                                 outputChannels: outputChannels, group: group, geometry: geometry, threads: context.threads)
+                        if let bias { addBias(bias, to: output, planes: batch * outputChannels, channels: outputChannels, size: geometry.outputSize) }
                     }
                 }
             }
             return [result]
+        }
+    }
+
+    /// The convolution proper, for Float and (for the exact integer ops) Double.
+    static func convolve<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>, _ output: UnsafeMutablePointer<Element>,
+                                               batch: Int, channels: Int, outputChannels: Int, group: Int, geometry: SpatialGeometry, threads: Int) {
+        let groupChannels = channels / group
+        let groupOutputs = outputChannels / group
+        let depth = groupChannels * geometry.kernelSize
+        let positions = geometry.outputSize
+        if groupChannels == 1 && groupOutputs == 1 && group > 1 {
+            depthwise(source, filter, output, planes: batch * channels, channels: channels, geometry: geometry, threads: threads)
+            return
+        }
+        let pointwise = geometry.kernel.allSatisfy { $0 == 1 } && geometry.strides.allSatisfy { $0 == 1 }
+            && geometry.padBegin.allSatisfy { $0 == 0 } && geometry.padEnd.allSatisfy { $0 == 0 }
+        let columns = pointwise ? nil : UnsafeMutablePointer<Element>.allocate(capacity: max(depth * positions, 1))
+        defer { columns?.deallocate() }
+        for image in 0..<batch {
+            for part in 0..<group {
+                let planes = source + (image * channels + part * groupChannels) * geometry.inputSize
+                if let columns { geometry.imageToColumns(planes, channels: groupChannels, into: columns, threads: threads) }
+                Element.multiply(rows: groupOutputs, columns: positions, inner: depth, filter + part * groupOutputs * depth, leadingA: depth,
+                                 transposeA: false, UnsafePointer(columns) ?? planes, leadingB: positions, transposeB: false,
+                                 into: output + (image * outputChannels + part * groupOutputs) * positions, leadingC: positions)
+            }
         }
     }
 
@@ -69,7 +71,7 @@ enum ConvolutionKernels {
     }
 
     /// One filter per channel: accumulate each tap's weighted, shifted input rows.
-    static func depthwise(_ source: UnsafePointer<Float>, _ filter: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+    static func depthwise<Element: BinaryFloatingPoint>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>, _ output: UnsafeMutablePointer<Element>,
                           planes: Int, channels: Int, geometry g: SpatialGeometry, threads: Int) {
         parallelChunks(planes, threads: planes * g.outputSize >= parallelElementThreshold / 4 ? threads : 1) { range in
             for plane in range {

@@ -134,7 +134,8 @@ struct SpatialGeometry: Sendable {
 
     /// Writes the im2col matrix of one image's `channels` planes: rows (channel, kernel offset),
     /// columns output positions; out-of-image taps are 0.
-    func imageToColumns(_ image: UnsafePointer<Float>, channels: Int, into columns: UnsafeMutablePointer<Float>, threads: Int) {
+    func imageToColumns<Element: BinaryFloatingPoint>(_ image: UnsafePointer<Element>, channels: Int, into columns: UnsafeMutablePointer<Element>,
+                                                      threads: Int) {
         let outputCount = outputSize
         let kernelCount = kernelSize
         let work = channels * kernelCount
