@@ -21,7 +21,7 @@ public struct HDF5Attributes {
     let file: HDF5File
     let objectID: hid_t
     let objectDescription: String
-    var check: HDF5Check { file.check }
+    var check: HDF5Check { file.check }  // quiets this thread's error printing first
 
     /// Attribute names in creation order where tracked, else name order.
     public func names() throws -> [String] {
@@ -40,6 +40,7 @@ public struct HDF5Attributes {
     }
 
     public func contains(_ name: String) -> Bool {
+        HDF5Check.quietThread()
         let found = H5Aexists(objectID, name)
         if found < 0 { _ = H5Eclear2(nnpipe_h5e_default()) }
         return found > 0
@@ -108,10 +109,12 @@ public struct HDF5Attributes {
     /// A list of strings, joining Keras-style splits (`name0`, `name1`, ...); nil when absent.
     public func stringList(_ name: String) throws -> [String]? {
         if let value = try value(name) {
-            guard case .strings(let strings) = value else {
-                throw check.error("attribute '\(name)' of \(objectDescription) is not text")
+            switch value {
+            case .strings(let strings): return strings
+            // h5py writes an empty list as an empty float64 array (Keras's weight_names of a weightless layer).
+            case .numbers([]), .integers([]): return []
+            default: throw check.error("attribute '\(name)' of \(objectDescription) is not text")
             }
-            return strings
         }
         var joined: [String] = []
         var chunk = 0

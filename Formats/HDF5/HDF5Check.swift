@@ -1,4 +1,5 @@
 import CHDF5
+import Foundation
 import NNPipeCore
 
 /// The one throwing check every libhdf5 return code goes through.
@@ -11,14 +12,20 @@ struct HDF5Check {
     let path: String
     let errorCode: NNPipeError.Code
 
-    /// Silences libhdf5's automatic stderr printing for the whole process, once.
-    static let quietLibrary: Void = {
+    /// Silences libhdf5's automatic stderr printing on the calling thread. The thread-safe build keeps
+    /// one error stack per thread, so this runs (once per thread) before any call that can fail;
+    /// the wrapper's `check` accessors call it, which Swift evaluates before the C call's arguments.
+    static func quietThread() {
+        let key = "nnpipe.hdf5.quiet"
+        let thread = Thread.current.threadDictionary
+        if thread[key] != nil { return }
         _ = H5open()
         _ = H5Eset_auto2(nnpipe_h5e_default(), nil, nil)
-    }()
+        thread[key] = true
+    }
 
     init(path: String, errorCode: NNPipeError.Code) {
-        _ = Self.quietLibrary
+        Self.quietThread()
         self.path = path
         self.errorCode = errorCode
     }

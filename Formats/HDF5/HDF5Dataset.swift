@@ -12,7 +12,7 @@ public final class HDF5Dataset {
     /// (strings, compounds, ...); reading such a dataset throws.
     public let dataType: DataType?
     let handle: HDF5Handle
-    var check: HDF5Check { file.check }
+    var check: HDF5Check { file.check }  // quiets this thread's error printing first
     var objectDescription: String { "dataset '\(path)'" }
 
     public var attributes: HDF5Attributes {

@@ -23,12 +23,17 @@ public final class HDF5File {
 
     public let url: URL
     let handle: HDF5Handle
-    let check: HDF5Check
+    private let storedCheck: HDF5Check
+    var check: HDF5Check {
+        HDF5Check.quietThread()
+        return storedCheck
+    }
 
     /// Opens an existing file for reading.
     public init(reading url: URL, errorCode: NNPipeError.Code = .invalidData) throws {
         self.url = url
-        check = HDF5Check(path: url.path, errorCode: errorCode)
+        storedCheck = HDF5Check(path: url.path, errorCode: errorCode)
+        let check = storedCheck
         guard FileManager.default.isReadableFile(atPath: url.path) else {
             throw NNPipeError(.io, "no such file or not readable", path: url.path)
         }
@@ -40,7 +45,8 @@ public final class HDF5File {
     /// Creates (or truncates) a file for writing. Callers write to a temporary path (`AtomicFile`).
     public init(creating url: URL, errorCode: NNPipeError.Code = .io) throws {
         self.url = url
-        check = HDF5Check(path: url.path, errorCode: errorCode)
+        storedCheck = HDF5Check(path: url.path, errorCode: errorCode)
+        let check = storedCheck
         handle = try check.handle(
             H5Fcreate(url.path, nnpipe_h5f_acc_trunc(), nnpipe_h5p_default(), nnpipe_h5p_default()), .file,
             "cannot create HDF5 file")

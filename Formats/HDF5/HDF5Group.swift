@@ -12,7 +12,7 @@ public final class HDF5Group {
     /// Absolute path inside the file ("/" for the root).
     public let path: String
     let handle: HDF5Handle
-    var check: HDF5Check { file.check }
+    var check: HDF5Check { file.check }  // quiets this thread's error printing first
     var objectDescription: String { "group '\(path)'" }
 
     /// This group's attributes.
@@ -58,6 +58,7 @@ public final class HDF5Group {
 
     /// True when `name` (a relative path, possibly nested) exists here. Never throws.
     public func contains(_ name: String) -> Bool {
+        HDF5Check.quietThread()
         var prefix = ""
         for component in name.split(separator: "/", omittingEmptySubsequences: true) {
             prefix += prefix.isEmpty ? String(component) : "/" + component

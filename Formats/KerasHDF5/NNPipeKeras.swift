@@ -1,1 +1,0 @@
-// NNPipeKeras: Keras HDF5 reader/writer.
