@@ -6,7 +6,7 @@ public struct ManifestDecoder {
     /// Keys allowed at the top level, in the order `nnpipe schema` lists them.
     public static let topLevelKeys = ["version", "name", "model", "output_dir", "datasets", "evaluate", "plugins", "stages"]
     public static let datasetKeys = ["path", "inputs", "labels", "limit", "batch_size", "shuffle", "seed"]
-    public static let evaluateKeys = ["dataset", "metrics", "top_k"]
+    public static let evaluateKeys = ["dataset", "metrics", "top_k", "output"]
     public static let modelKeys = ["path", "format"]
     public static let modelFormats = ["onnx", "keras-h5", "keras"]
 
@@ -285,7 +285,13 @@ public struct ManifestDecoder {
             }
         }
         let topK = positiveInteger(value["top_k"], "evaluate.top_k") ?? 5
-        return EvaluationSpecification(dataset: datasetValue.stringValue ?? "", metrics: metrics, topK: topK)
+        var output: String?
+        if let outputValue = value["output"] {
+            if let name = outputValue.stringValue { output = name } else {
+                problem("evaluate.output", "expected a model output name, got \(outputValue.typeName)", at: outputValue)
+            }
+        }
+        return EvaluationSpecification(dataset: datasetValue.stringValue ?? "", metrics: metrics, topK: topK, output: output)
     }
 
     private mutating func validatePlugins(_ value: JSONValue?, directory: URL) -> [URL] {
