@@ -52,6 +52,10 @@ let package = Package(
             name: "StageEvaluate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
         .target(name: "StagePrune", dependencies: ["NNPipeCore", "NNPipeRuntime"]),
         .target(name: "StageQuantize", dependencies: ["NNPipeCore"]),
+        .target(name: "NNPipeTraining", dependencies: ["NNPipeCore", "NNPipeRuntime", "CBLAS"]),
+        .target(
+            name: "StageFineTune",
+            dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeTraining", "NNPipeData"]),
         .target(
             name: "StageCalibrate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
 
@@ -65,7 +69,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 "NNPipeCore", "NNPipePlugins", "NNPipeONNX", "NNPipeKeras", "NNPipeRuntime", "NNPipeData",
-                "StageEvaluate", "StagePrune", "StageQuantize", "StageCalibrate",
+                "StageEvaluate", "StagePrune", "StageQuantize", "StageCalibrate", "StageFineTune",
             ]),
         .executableTarget(name: "nnpipe", dependencies: ["NNPipeCommands"]),
 
@@ -89,6 +93,9 @@ let package = Package(
         .testTarget(
             name: "StageEvaluateTests",
             dependencies: ["NNPipeTestKit", "StageEvaluate", "NNPipeData", "NNPipeCore"]),
+        .testTarget(
+            name: "StageFineTuneTests",
+            dependencies: ["NNPipeTestKit", "NNPipeCore", "NNPipeRuntime", "NNPipeTraining", "StageFineTune", "NNPipeData"]),
         .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeTestKit", "NNPipeCommands", "NNPipeCore"]),
     ]
 )
