@@ -7,6 +7,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "nnpipe", targets: ["nnpipe"]),
+        .executable(name: "nnpipe-stage-cluster", targets: ["nnpipe-stage-cluster"]),
+        .library(name: "NNPipeTestKit", targets: ["NNPipeTestKit"]),
         .library(name: "NNPipeCore", targets: ["NNPipeCore"]),
         .library(name: "NNPipeCommands", targets: ["NNPipeCommands"]),
     ],
@@ -72,6 +74,10 @@ let package = Package(
                 "StageEvaluate", "StagePrune", "StageQuantize", "StageCalibrate", "StageFineTune",
             ]),
         .executableTarget(name: "nnpipe", dependencies: ["NNPipeCommands"]),
+        // An out-of-process plugin written in Swift (Plugins/SwiftCluster, see PLUGINS.md).
+        .executableTarget(
+            name: "nnpipe-stage-cluster", dependencies: ["NNPipeCore", "NNPipeONNX"],
+            path: "Plugins/SwiftCluster"),
 
         // MARK: Tests
         .target(name: "NNPipeTestKit", dependencies: ["NNPipeCore"]),
