@@ -79,6 +79,13 @@ let package = Package(
             name: "nnpipe-stage-cluster", dependencies: ["NNPipeCore", "NNPipeONNX"],
             path: "Plugins/SwiftCluster"),
 
+        // MARK: ONNX fuzzing and benchmark (scripts/fuzz-onnx.sh, Benchmarks/onnx-io/run.sh)
+        .executableTarget(
+            name: "onnx-fuzz", dependencies: ["NNPipeCore", "NNPipeONNX"], path: "Tests/Fuzz/ONNXFuzz"),
+        .executableTarget(
+            name: "onnx-roundtrip", dependencies: ["NNPipeCore", "NNPipeONNX"],
+            path: "Benchmarks/onnx-io/onnx-roundtrip"),
+
         // MARK: Tests
         .target(name: "NNPipeTestKit", dependencies: ["NNPipeCore"]),
         .testTarget(name: "NNPipeCoreTests", dependencies: ["NNPipeTestKit", "NNPipeCore"]),
