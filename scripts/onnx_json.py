@@ -27,6 +27,14 @@ def proto_tensor_json(proto):
         array = numpy_helper.to_array(proto)
     except Exception as error:  # float8/int4 etc.: keep the raw type, the runtime will refuse it
         return {"name": proto.name, "dtype": proto.data_type, "shape": list(proto.dims), "unreadable": str(error)}
+    if proto.data_type in (TensorProto.INT4, TensorProto.UINT4):
+        # ONNX raw layout: two per byte, first element in the low nibble.
+        nibbles = np.asarray(array).astype(np.int8).reshape(-1).view(np.uint8) & 0x0F
+        if nibbles.size % 2:
+            nibbles = np.concatenate([nibbles, np.zeros(1, np.uint8)])
+        packed = (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8)
+        return {"name": proto.name, "dtype": proto.data_type, "shape": list(proto.dims),
+                "data": base64.b64encode(packed.tobytes()).decode("ascii")}
     if proto.data_type in (TensorProto.FLOAT16, TensorProto.BFLOAT16):
         data = array.view(np.uint16) if array.dtype != np.uint16 else array
         return {"name": proto.name, "dtype": proto.data_type, "shape": list(proto.dims),
