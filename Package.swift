@@ -60,6 +60,9 @@ let package = Package(
                 "StageEvaluate",
             ]),
         .executableTarget(name: "nnpipe", dependencies: ["NNPipeCommands"]),
+        .executableTarget(
+            name: "RuntimeBenchmark", dependencies: ["NNPipeCore", "NNPipeRuntime"],
+            path: "Benchmarks/runtime/Sources/RuntimeBenchmark"),
 
         // MARK: Tests
         .target(name: "NNPipeTestKit", dependencies: ["NNPipeCore"]),
