@@ -85,6 +85,9 @@ let package = Package(
         .executableTarget(
             name: "onnx-roundtrip", dependencies: ["NNPipeCore", "NNPipeONNX"],
             path: "Benchmarks/onnx-io/onnx-roundtrip"),
+        .executableTarget(
+            name: "RuntimeBenchmark", dependencies: ["NNPipeCore", "NNPipeRuntime"],
+            path: "Benchmarks/runtime/Sources/RuntimeBenchmark"),
 
         // MARK: Tests
         .target(name: "NNPipeTestKit", dependencies: ["NNPipeCore"]),

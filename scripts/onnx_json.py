@@ -27,6 +27,14 @@ def proto_tensor_json(proto):
         array = numpy_helper.to_array(proto)
     except Exception as error:  # float8/int4 etc.: keep the raw type, the runtime will refuse it
         return {"name": proto.name, "dtype": proto.data_type, "shape": list(proto.dims), "unreadable": str(error)}
+    if proto.data_type in (TensorProto.INT4, TensorProto.UINT4):
+        # ONNX raw layout: two per byte, first element in the low nibble.
+        nibbles = np.asarray(array).astype(np.int8).reshape(-1).view(np.uint8) & 0x0F
+        if nibbles.size % 2:
+            nibbles = np.concatenate([nibbles, np.zeros(1, np.uint8)])
+        packed = (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8)
+        return {"name": proto.name, "dtype": proto.data_type, "shape": list(proto.dims),
+                "data": base64.b64encode(packed.tobytes()).decode("ascii")}
     if proto.data_type in (TensorProto.FLOAT16, TensorProto.BFLOAT16):
         data = array.view(np.uint16) if array.dtype != np.uint16 else array
         return {"name": proto.name, "dtype": proto.data_type, "shape": list(proto.dims),
@@ -82,13 +90,25 @@ def value_info_json(info):
     return {"name": info.name, "kind": "tensor", "dtype": tensor.elem_type, "shape": shape}
 
 
-def model_json(model):
+def model_json(model, weights=None):
+    """`weights`, a binary file opened for writing, receives initializer bytes (then referenced by
+    offset and length) so large models stay out of the JSON."""
     graph = model.graph
+
+    def initializer_json(proto):
+        entry = proto_tensor_json(proto)
+        if weights is not None and "data" in entry:
+            raw = base64.b64decode(entry.pop("data"))
+            entry["offset"] = weights.tell()
+            entry["length"] = len(raw)
+            weights.write(raw)
+        return entry
+
     return {
         "opsets": {entry.domain: entry.version for entry in model.opset_import},
         "inputs": [value_info_json(v) for v in graph.input],
         "outputs": [value_info_json(v) for v in graph.output],
-        "initializers": [proto_tensor_json(t) for t in graph.initializer],
+        "initializers": [initializer_json(t) for t in graph.initializer],
         "nodes": [{
             "name": node.name, "op": node.op_type, "domain": node.domain,
             "inputs": list(node.input), "outputs": list(node.output),

@@ -92,6 +92,12 @@ func makeTensor(_ type: DataType, shape: [Int], doubles: [Double]) throws -> Run
         }
     }
     if type == .bool { return RuntimeTensor(shape: shape, values: doubles.map { $0 != 0 }) }
+    // 4-bit values live one per byte (see RuntimeTensor), so build them as 8-bit and relabel.
+    if type == .int4 || type == .uint4 {
+        let bytes = type == .int4 ? RuntimeTensor(shape: shape, values: doubles.map { Int8(converting: $0) })
+            : RuntimeTensor(shape: shape, values: doubles.map { UInt8(converting: $0) })
+        return RuntimeTensor(dataType: type, shape: shape, storage: bytes.storage)
+    }
     return try visitNumeric(type, Maker(shape: shape, doubles: doubles))
 }
 

@@ -56,12 +56,17 @@ extension OperatorRegistry {
         add("QLinearMatMul", since: 10, IntegerKernels.qLinearMatMul)
         add("ConvInteger", since: 10, IntegerKernels.convolutionInteger)
         add("MatMulInteger", since: 10, IntegerKernels.matMulInteger)
+        add("And", LogicKernels.binary { $0 && $1 })
+        add("Or", LogicKernels.binary { $0 || $1 })
+        add("Xor", LogicKernels.binary { $0 != $1 })
+        add("Not", LogicKernels.not)
         return table
     }
 
     static var extraMachineLearning: [String: Entry] {
         var table: [String: Entry] = [:]
         table["ArrayFeatureExtractor"] = Entry(since: 1, factory: MovementKernels.arrayFeatureExtractor)
+        table["ZipMap"] = Entry(since: 1, factory: LogicKernels.zipMap)
         return table
     }
 }

@@ -56,6 +56,10 @@ public struct RuntimeTensor: @unchecked Sendable, CustomStringConvertible {
         guard RuntimeTensor.isSupported(tensor.dataType), let buffer = tensor.buffer else {
             throw NNPipeError(.unsupported, "tensor '\(tensor.name)' has element type \(tensor.dataType), which the runtime does not compute with")
         }
+        if tensor.dataType == .int4 || tensor.dataType == .uint4 {
+            self.init(unpacking: buffer, of: tensor)
+            return
+        }
         let expected = tensor.elementCount * RuntimeTensor.elementSize(of: tensor.dataType)
         guard buffer.count == expected else {
             throw NNPipeError(.invalidModel, "tensor '\(tensor.name)' holds \(buffer.count) bytes, its shape \(tensor.shape) of \(tensor.dataType) needs \(expected)")
@@ -64,8 +68,31 @@ public struct RuntimeTensor: @unchecked Sendable, CustomStringConvertible {
         if expected > 0 { storage.bytes.baseAddress!.copyMemory(from: buffer.bytes.baseAddress!, byteCount: expected) }
     }
 
+    /// 4-bit tensors are held one element per byte (int4 sign-extended) so kernels index them like int8.
+    private init(unpacking buffer: TensorBuffer, of tensor: Tensor) {
+        self.init(dataType: tensor.dataType, shape: tensor.shape)
+        let count = tensor.elementCount
+        let signed = tensor.dataType == .int4
+        let bytes = storage.bytes
+        for index in 0..<count where index / 2 < buffer.count {
+            let byte = buffer.bytes[index / 2]
+            let nibble = index % 2 == 0 ? byte & 0x0F : byte >> 4
+            bytes[index] = signed && nibble >= 8 ? nibble | 0xF0 : nibble
+        }
+    }
+
     /// The IR tensor with a copy of these bytes, e.g. to store a computed value as an initializer.
     public func tensor(named name: String) -> Tensor {
+        if dataType == .int4 || dataType == .uint4 {
+            let count = elementCount
+            let packed = TensorBuffer(byteCount: (count + 1) / 2) { destination in
+                for index in 0..<count {
+                    let nibble = storage.bytes[index] & 0x0F
+                    destination[index / 2] |= index % 2 == 0 ? nibble : nibble << 4
+                }
+            }
+            return Tensor(name: name, dataType: dataType, shape: shape, storage: .bytes(packed))
+        }
         let buffer = TensorBuffer(copying: UnsafeRawBufferPointer(start: storage.bytes.baseAddress, count: byteCount))
         return Tensor(name: name, dataType: dataType, shape: shape, storage: .bytes(buffer))
     }
@@ -98,6 +125,8 @@ public struct RuntimeTensor: @unchecked Sendable, CustomStringConvertible {
         case .int16: return values(as: Int16.self)!.map(Int64.init)
         case .int8: return values(as: Int8.self)!.map(Int64.init)
         case .uint8: return values(as: UInt8.self)!.map(Int64.init)
+        case .int4: return values(as: Int8.self, reinterpreting: true).map(Int64.init)
+        case .uint4: return values(as: UInt8.self, reinterpreting: true).map(Int64.init)
         case .uint16: return values(as: UInt16.self)!.map(Int64.init)
         case .uint32: return values(as: UInt32.self)!.map(Int64.init)
         case .uint64: return values(as: UInt64.self)!.map { Int64(truncatingIfNeeded: $0) }
@@ -149,7 +178,7 @@ public struct RuntimeTensor: @unchecked Sendable, CustomStringConvertible {
     /// Element types the kernels compute with (sub-byte, float8 and string types are not among them).
     public static func isSupported(_ type: DataType) -> Bool {
         switch type {
-        case .float, .double, .float16, .int8, .uint8, .int16, .uint16, .int32, .uint32, .int64, .uint64, .bool: true
+        case .float, .double, .float16, .int8, .uint8, .int16, .uint16, .int32, .uint32, .int64, .uint64, .bool, .int4, .uint4: true
         default: false
         }
     }

@@ -63,6 +63,8 @@ enum QuantizationKernels {
         case .uint16: return (0, 65535)
         case .int16: return (-32768, 32767)
         case .int32: return (Double(Int32.min), Double(Int32.max))
+        case .uint4: return (0, 15)
+        case .int4: return (-8, 7)
         default: throw unsupportedType(type)
         }
     }
