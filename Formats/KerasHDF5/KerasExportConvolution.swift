@@ -68,14 +68,18 @@ extension KerasExporter {
         let strides = ints(node, "strides", default: Array(repeating: 1, count: spatialRank))
         let dilations = ints(node, "dilations", default: Array(repeating: 1, count: spatialRank))
         var (padding, explicit) = try kerasPadding(node, kernel: kernel, strides: strides, dilations: dilations, spatial: source.spatial)
-        if let explicit {
+        if let explicit, spatialRank == 1, explicit[0] == ((kernel[0] - 1) * dilations[0], 0) {
+            // Left-only padding of the dilated kernel's reach is Keras's causal Conv1D.
+            padding = "causal"
+        } else if let explicit {
             source = try zeroPadded(source, explicit, name: node.outputs[0])
             padding = "valid"
         }
         let bias = node.inputs.count > 2 && !node.inputs[2].isEmpty ? try floats(node, 2, "the bias") : nil
         let outputChannels = weight.shape[0]
         let inputChannels = source.channels ?? weight.shape[1] * group
-        let spatialOut = Self.windowOutput(source.spatial, kernel: kernel, strides: strides, dilations: dilations, padding: padding)
+        let spatialOut = Self.windowOutput(source.spatial, kernel: kernel, strides: strides, dilations: dilations,
+                                           padding: padding == "causal" ? "same" : padding)
         var common: [(String, JSONValue)] = [
             ("kernel_size", Self.numbers(kernel)), ("strides", Self.numbers(strides)), ("padding", .string(padding)),
             ("data_format", .string("channels_last")), ("dilation_rate", Self.numbers(dilations)),
