@@ -66,7 +66,8 @@ struct KerasExporter {
 
     mutating func run() throws {
         for input in graph.runtimeInputs { try addInput(input) }
-        for (index, node) in graph.nodes.enumerated() where !consumed.contains(index) {
+        let live = KerasLiveNodes.indices(in: graph)
+        for (index, node) in graph.nodes.enumerated() where !consumed.contains(index) && live.contains(index) {
             consumed.insert(index)
             if node.opType == "Constant" { continue }
             guard node.domain.isEmpty || node.domain == "ai.onnx" else { throw noEquivalent(node, "is in domain '\(node.domain)'") }
