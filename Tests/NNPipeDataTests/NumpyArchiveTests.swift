@@ -24,13 +24,34 @@ struct NumpyArchiveTests {
         let archive = try ZipArchive(url: DataFixtures.url("npz/levels.npz"))
         let entry = try #require(archive.entry(named: "\(member).npy"))
         #expect(entry.isCompressed)
-        let array = try ContiguousDatasetArray(numpy: archive.byteSource(for: entry), file: "levels.npz", key: member)
-        #expect(array.shape == [500, 10])
-        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: 500 * 40, alignment: 16)
-        defer { raw.deallocate() }
-        try array.readContiguousRows(start: 0, count: 500, into: raw)
-        let values = (0..<5000).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) }
-        #expect(values == (0..<5000).map { Int32($0 / 3) })
+        // In memory, and through a scratch file as members over the in-memory limit are.
+        for limit in [ZipArchive.inMemoryLimit, 0] {
+            let source = try archive.byteSource(for: entry, inMemoryLimit: limit)
+            #expect((source is FileByteSource) == (limit == 0))
+            let array = try ContiguousDatasetArray(numpy: source, file: "levels.npz", key: member)
+            #expect(array.shape == [500, 10])
+            let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: 500 * 40, alignment: 16)
+            defer { raw.deallocate() }
+            try array.readContiguousRows(start: 0, count: 500, into: raw)
+            let values = (0..<5000).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) }
+            #expect(values == (0..<5000).map { Int32($0 / 3) })
+        }
+    }
+
+    @Test("a stream longer than one output piece inflates across flushes")
+    func longStream() throws {
+        // 3 MiB of a repeating 251-byte cycle: stored blocks of 65,535 bytes each, flushed every MiB.
+        let original = (0..<(3 << 20)).map { UInt8($0 % 251) }
+        var stream: [UInt8] = []
+        var offset = 0
+        while offset < original.count {
+            let length = min(65_535, original.count - offset)
+            let isLast: UInt8 = offset + length == original.count ? 1 : 0
+            stream += [isLast, UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8((~length >> 8) & 0xFF)]
+            stream += original[offset..<(offset + length)]
+            offset += length
+        }
+        #expect(try Inflate.decompress(stream, expectedCount: original.count) == original)
     }
 
     @Test("incompressible data (deflate stored blocks) inflates exactly")
