@@ -234,8 +234,36 @@ enum Inflate {
             let length = try bits(16)
             let complement = try bits(16)
             guard length == ~complement & 0xFFFF else { throw Inflate.failure("stored block length check failed") }
-            if outputCount + length > Self.outputCapacity { try flush(keepingWindow: true, sink) }
-            for _ in 0..<length { output[outputCount] = UInt8(try bits(8)); outputCount += 1 }
+            var remaining = length
+            // Whole bytes already pulled into the bit buffer come first, then straight copies from the chunk.
+            while remaining > 0 && bitCount - paddingBits >= 8 {
+                if outputCount == Self.outputCapacity { try flush(keepingWindow: true, sink) }
+                output[outputCount] = UInt8(truncatingIfNeeded: bitBuffer)
+                outputCount += 1
+                remaining -= 1
+                try consume(8)
+            }
+            if bitCount - paddingBits < 8 {
+                bitBuffer = 0
+                bitCount = 0
+                paddingBits = 0
+            }
+            while remaining > 0 {
+                if position == chunkCount {
+                    guard nextOffset < endOffset else { throw Inflate.failure("input ended early") }
+                    chunkCount = min(Self.chunkSize, endOffset - nextOffset)
+                    try source.read(at: nextOffset, into: UnsafeMutableRawBufferPointer(rebasing: chunk[0..<chunkCount]))
+                    nextOffset += chunkCount
+                    position = 0
+                }
+                if outputCount == Self.outputCapacity { try flush(keepingWindow: true, sink) }
+                let count = min(remaining, chunkCount - position, Self.outputCapacity - outputCount)
+                (output + outputCount).update(
+                    from: chunk.baseAddress!.assumingMemoryBound(to: UInt8.self) + position, count: count)
+                outputCount += count
+                position += count
+                remaining -= count
+            }
             if outputCount >= Self.windowSize + Self.flushSize { try flush(keepingWindow: true, sink) }
         }
 

@@ -40,8 +40,8 @@ struct NumpyArchiveTests {
 
     @Test("a stream longer than one output piece inflates across flushes")
     func longStream() throws {
-        // 3 MiB of a repeating 251-byte cycle: stored blocks of 65,535 bytes each, flushed every MiB.
-        let original = (0..<(3 << 20)).map { UInt8($0 % 251) }
+        // 1.2 MB of a repeating 251-byte cycle: stored blocks of 65,535 bytes, past one 1 MiB flush.
+        let original = (0..<1_200_000).map { UInt8($0 % 251) }
         var stream: [UInt8] = []
         var offset = 0
         while offset < original.count {
