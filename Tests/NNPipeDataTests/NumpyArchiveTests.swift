@@ -111,6 +111,33 @@ struct NumpyArchiveTests {
         #expect(throws: NNPipeError.self) { _ = try Inflate.decompress(stream, expectedCount: 3) }
     }
 
+    @Test("numpy's savez_compressed of random data matches the same array saved uncompressed")
+    func interopRandom() throws {
+        guard TestEnvironment.python != nil else {
+            if TestEnvironment.isCI { Issue.record("Python interop environment not found") }
+            return
+        }
+        let folder = try TestEnvironment.temporaryFolder("npz-interop")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let script = """
+            import numpy as np, sys
+            rng = np.random.default_rng(11)
+            a = rng.standard_normal((300, 7, 9)).astype('<f4')
+            b = rng.integers(-5, 5, size=(300, 40)).astype('<i2')
+            np.savez_compressed(sys.argv[1] + '/packed.npz', a=a, b=b)
+            np.savez(sys.argv[1] + '/plain.npz', a=a, b=b)
+            """
+        let result = try ProcessRunner.python(script, [folder.path])
+        try #require(result.status == 0, "\(result.standardError)")
+        let packed = try ZipArchive(url: folder.appendingPathComponent("packed.npz"))
+        let plain = try ZipArchive(url: folder.appendingPathComponent("plain.npz"))
+        for name in ["a.npy", "b.npy"] {
+            let compressed = try #require(packed.entry(named: name))
+            #expect(compressed.isCompressed)
+            #expect(try packed.contents(of: compressed) == plain.contents(of: try #require(plain.entry(named: name))))
+        }
+    }
+
     @Test("CRC-32 check value")
     func checksum() {
         #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
