@@ -13,6 +13,11 @@ public final class DatasetReader {
     public let sampleCount: Int
     /// Model input names in the order given to `init`.
     public let inputNames: [String]
+    /// Full shape of the array feeding each input, sample axis first, as stored (before `limit`).
+    public let inputShapes: [String: [Int]]
+    /// Full shape and element type of the labels array, when the source names one.
+    public let labelsShape: [Int]?
+    public let labelsElementType: DataType?
 
     private let inputs: [BoundInput]
     private let labels: DatasetArray?
@@ -46,7 +51,10 @@ public final class DatasetReader {
             bound.append(BoundInput(name: expected.name, elementType: expected.elementType, array: array))
         }
         inputs = bound
+        inputShapes = Dictionary(bound.map { ($0.name, $0.array.shape) }, uniquingKeysWith: { first, _ in first })
         labels = try source.labels.map { try container.array(key: $0) }
+        labelsShape = labels?.shape
+        labelsElementType = labels?.elementType
 
         let total = bound[0].array.sampleCount
         for other in bound.dropFirst() + (labels.map { [BoundInput(name: "", elementType: .float, array: $0)] } ?? [])
@@ -100,9 +108,12 @@ public final class DatasetReader {
                 try ElementConversion.convert(
                     UnsafeRawBufferPointer(raw), from: array.elementType, to: elementType, count: elementCount,
                     into: destination)
-            } catch var error as NNPipeError {
-                error.message = "\(array.displayName) for input '\(name)', rows \(rows.first!)...: \(error.message)"
-                throw error.located(at: array.file)
+            } catch let failure as ElementConversion.ConversionFailure {
+                let perSample = max(1, elementCount / max(1, rows.count))
+                let row = rows[min(rows.count - 1, failure.elementIndex / perSample)]
+                throw NNPipeError(
+                    .invalidData, "\(array.displayName), sample \(row), for input '\(name)': \(failure.reason)",
+                    path: array.file)
             }
         }
         return Tensor(name: name, dataType: elementType, shape: shape, storage: .bytes(buffer))

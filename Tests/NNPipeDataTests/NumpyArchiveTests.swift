@@ -13,6 +13,9 @@ struct NumpyArchiveTests {
             source: DatasetSource(path: DataFixtures.url("npz/\(file).npz"), inputs: .single(key: "x"), labels: "y"),
             expectedInputs: [DataFixtures.input("x", .float, [.batch, .fixed(4)])])
         #expect(reader.sampleCount == 10)
+        #expect(reader.inputShapes == ["x": [10, 4]])
+        #expect(reader.labelsShape == [10])
+        #expect(reader.labelsElementType == .int64)
         let batches = try DataFixtures.readAll(reader, batchSize: 3)
         #expect(batches.map(\.range) == [0..<3, 3..<6, 6..<9, 9..<10])
         #expect(batches.flatMap { $0.inputs["x"]!.values(as: Float.self)! } == DataFixtures.pattern(samples: 0..<10, perSample: 4))
