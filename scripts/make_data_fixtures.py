@@ -106,6 +106,12 @@ def main():
         corrupt[offset] ^= 0x5A
     with open(path("npz", "corrupt_deflate.npz"), "wb") as file:
         file.write(corrupt)
+    # The directory understates the first member's size (a zip bomb's trick): inflating must stop.
+    understated = bytearray(compressed)
+    central = understated.find(b"PK\x01\x02")
+    understated[central + 24:central + 28] = (100).to_bytes(4, "little")
+    with open(path("npz", "understated.npz"), "wb") as file:
+        file.write(understated)
     with open(path("npz", "garbage.npz"), "wb") as file:
         file.write(b"PK\x03\x04" + b"\x00" * 60)
 

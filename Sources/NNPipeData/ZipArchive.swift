@@ -116,7 +116,15 @@ public final class ZipArchive {
     static let inMemoryLimit = 64 << 20
 
     private func inflate(_ entry: Entry, _ range: Range<Int>, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let count = try Inflate.decompress(from: source, range: range, sink: sink)
+        // Stop at the declared size: a hostile member must not fill memory or disk.
+        var produced = 0
+        let count = try Inflate.decompress(from: source, range: range) { piece in
+            produced += piece.count
+            guard produced <= entry.uncompressedSize else {
+                throw Inflate.failure("inflates past the \(entry.uncompressedSize) bytes the archive declares")
+            }
+            try sink(piece)
+        }
         guard count == entry.uncompressedSize else {
             throw Inflate.failure("inflated to \(count) bytes, archive says \(entry.uncompressedSize)")
         }

@@ -87,7 +87,8 @@ struct NumpyArchiveTests {
     static let broken: [(file: String, key: String?, message: String)] = [
         ("npz/truncated.npz", "x", "not a zip archive"),
         ("npz/garbage.npz", "x", "not a zip archive"),
-        ("npz/corrupt_deflate.npz", "x", "[x.npy]"),
+        ("npz/corrupt_deflate.npz", "x", "[x.npy]: corrupt deflate data"),
+        ("npz/understated.npz", "x", "[x.npy]: corrupt deflate data: inflates past the 100 bytes the archive declares"),
         ("npz/stored.npz", "z", "no array 'z' (has: x, y, onehot)"),
         ("npz/levels.npz", nil, "name the array for model input 'x' (has: level0, level1, level6, level9)"),
         ("npz/mismatched_count.npz", "x", "array 'x' has 10 samples but array 'y' has 9"),
