@@ -6,7 +6,8 @@ import NNPipeCore
 /// `init` opens the files and checks every array against its model input (rank, non-batch
 /// dimensions, a convertible element type, equal sample counts) before any batch is read, so a
 /// mismatch fails at once with both shapes. Batches are read on demand: only the batch being
-/// built is in memory (plus `.npz` members stored deflated, which are inflated whole when opened).
+/// built is in memory. The one exception is a deflated `.npz` member, which is inflated when
+/// opened: into memory up to 64 MiB, into a deleted scratch file beyond that.
 public final class DatasetReader {
     public let source: DatasetSource
     /// Samples the reader yields: the file's count, capped by `limit`.
@@ -57,11 +58,11 @@ public final class DatasetReader {
         labelsElementType = labels?.elementType
 
         let total = bound[0].array.sampleCount
-        for other in bound.dropFirst() + (labels.map { [BoundInput(name: "", elementType: .float, array: $0)] } ?? [])
-        where other.array.sampleCount != total {
+        let others = bound.dropFirst().map(\.array) + (labels.map { [$0] } ?? [])
+        for other in others where other.sampleCount != total {
             throw NNPipeError(
                 .invalidData,
-                "\(bound[0].array.displayName) has \(total) samples but \(other.array.displayName) has \(other.array.sampleCount)",
+                "\(bound[0].array.displayName) has \(total) samples but \(other.displayName) has \(other.sampleCount)",
                 path: container.path)
         }
         guard total > 0 else {
@@ -72,6 +73,8 @@ public final class DatasetReader {
     }
 
     /// Batches of `size` samples (the last may be smaller), in the reader's order.
+    /// The reader does not look at the model's first dimension: for a model with a fixed batch
+    /// size, pass that size (and expect a short last batch unless `sampleCount` divides evenly).
     public func batches(size: Int) throws -> BatchIterator {
         guard size >= 1 else { throw NNPipeError(.usage, "batch size must be at least 1, got \(size)") }
         return BatchIterator(reader: self, size: size)
@@ -100,6 +103,10 @@ public final class DatasetReader {
     private func read(_ array: DatasetArray, rows: [Int], as elementType: DataType, name: String) throws -> Tensor {
         let shape = array.shape.isEmpty ? [] : [rows.count] + array.sampleShape
         let elementCount = shape.reduce(1, *)
+        if array.elementType == elementType {  // no conversion: read straight into the tensor
+            let buffer = try TensorBuffer(byteCount: rows.count * array.rowByteCount) { try array.readRows(rows, into: $0) }
+            return Tensor(name: name, dataType: elementType, shape: shape, storage: .bytes(buffer))
+        }
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, rows.count * array.rowByteCount), alignment: 16)
         defer { raw.deallocate() }
         try array.readRows(rows, into: raw)
