@@ -48,6 +48,9 @@ public struct PruningSchedule: Sendable, Equatable {
         case .polynomial:
             let span = Double(max(endStep - beginStep, 1))
             let progress = min(max(Double(step - beginStep) / span, 0), 1)
+            // Exact ends: final + (initial − final) can differ from initial in the last bit.
+            if progress == 0 { return initialSparsity }
+            if progress == 1 { return finalSparsity }
             return finalSparsity + (initialSparsity - finalSparsity) * pow(1 - progress, power)
         }
     }
