@@ -48,8 +48,14 @@ public enum ChannelSurgery {
                 let sizes = graph.nodes[node].outputs.map { Int64(keptCount($0)) }
                 if graph.nodes[node].inputs.count > 1, !graph.nodes[node].inputs[1].isEmpty {
                     writeIntegers(graph.nodes[node].inputs[1], sizes)
-                } else {
+                } else if graph.nodes[node].attribute("split") != nil || (model.opsetVersion() ?? 21) < 13 {
                     setAttribute(&graph.nodes[node], .ints("split", sizes))
+                } else {
+                    // Opset 13+ takes sizes as an input; an even split may no longer be even.
+                    let name = uniqueName("\(graph.nodes[node].displayName)_split_sizes", in: graph)
+                    graph.initializers.append(Tensor(name: name, shape: [sizes.count], values: sizes))
+                    graph.nodes[node].inputs = [graph.nodes[node].inputs[0], name]
+                    graph.nodes[node].attributes.removeAll { $0.name == "num_outputs" }
                 }
             case .slice(let node, let entry, let input, let output):
                 guard mode == .remove, !removed(input).isEmpty else { continue }
@@ -103,6 +109,19 @@ public enum ChannelSurgery {
             }
         }
         model.graph = graph
+    }
+
+    private static func uniqueName(_ base: String, in graph: Graph) -> String {
+        var taken = Set(graph.initializers.map(\.name))
+        for node in graph.nodes { taken.formUnion(node.outputs) }
+        taken.formUnion(graph.inputs.map(\.name))
+        var name = base
+        var suffix = 1
+        while taken.contains(name) {
+            name = "\(base)_\(suffix)"
+            suffix += 1
+        }
+        return name
     }
 
     private static func constantsOf(_ graph: Graph, _ index: [String: Int]) -> [String: Tensor] {
