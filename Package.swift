@@ -33,11 +33,12 @@ let package = Package(
 
         // MARK: Formats
         .target(
-            name: "ONNXProto", dependencies: ["CProtobufC"], path: "Formats/ONNXProto"),
+            name: "ONNXProto", dependencies: ["CProtobufC"], path: "Formats/ONNXProto",
+            exclude: ["onnx.proto", "generate.sh"]),
         .target(
             name: "NNPipeONNX", dependencies: ["NNPipeCore", "ONNXProto", "CProtobufC"],
             path: "Formats/ONNX"),
-        .target(name: "NNPipeHDF5", dependencies: ["CHDF5"], path: "Formats/HDF5"),
+        .target(name: "NNPipeHDF5", dependencies: ["NNPipeCore", "CHDF5"], path: "Formats/HDF5"),
         .target(
             name: "NNPipeKeras", dependencies: ["NNPipeCore", "NNPipeHDF5"],
             path: "Formats/KerasHDF5"),
@@ -51,8 +52,15 @@ let package = Package(
             name: "StageEvaluate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
         .target(name: "StagePrune", dependencies: ["NNPipeCore", "NNPipeRuntime"]),
         .target(name: "StageQuantize", dependencies: ["NNPipeCore"]),
+        .target(name: "NNPipeTraining", dependencies: ["NNPipeCore", "NNPipeRuntime", "CBLAS"]),
+        .target(
+            name: "StageFineTune",
+            dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeTraining", "NNPipeData"]),
         .target(
             name: "StageCalibrate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
+
+        // MARK: Out-of-process stage plugins
+        .target(name: "NNPipePlugins", dependencies: ["NNPipeCore"]),
 
         // MARK: Command line
         .target(
@@ -60,8 +68,8 @@ let package = Package(
             dependencies: [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                "NNPipeCore", "NNPipeONNX", "NNPipeKeras", "NNPipeRuntime", "NNPipeData",
-                "StageEvaluate", "StagePrune", "StageQuantize", "StageCalibrate",
+                "NNPipeCore", "NNPipePlugins", "NNPipeONNX", "NNPipeKeras", "NNPipeRuntime", "NNPipeData",
+                "StageEvaluate", "StagePrune", "StageQuantize", "StageCalibrate", "StageFineTune",
             ]),
         .executableTarget(name: "nnpipe", dependencies: ["NNPipeCommands"]),
 
@@ -84,6 +92,14 @@ let package = Package(
         .testTarget(
             name: "StageQuantizeTests",
             dependencies: ["NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime"]),
+        .testTarget(
+            name: "NNPipeDataTests", dependencies: ["NNPipeTestKit", "NNPipeData", "NNPipeCore"]),
+        .testTarget(
+            name: "StageEvaluateTests",
+            dependencies: ["NNPipeTestKit", "StageEvaluate", "NNPipeData", "NNPipeCore"]),
+        .testTarget(
+            name: "StageFineTuneTests",
+            dependencies: ["NNPipeTestKit", "NNPipeCore", "NNPipeRuntime", "NNPipeTraining", "StageFineTune", "NNPipeData"]),
         .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeTestKit", "NNPipeCommands", "NNPipeCore"]),
     ]
 )

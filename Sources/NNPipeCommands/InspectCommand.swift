@@ -75,7 +75,7 @@ struct ModelFacts {
         lines.append(String(format: "sparsity:    %.2f%% zeros (%d non-zero)", statistics.sparsity * 100, statistics.nonZeroCount))
         lines.append("operators:")
         for (op, count) in statistics.operatorHistogram.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
-            lines.append("  \(op.padding(toLength: 24, withPad: " ", startingAt: 0)) \(count)")
+            lines.append("  " + op + String(repeating: " ", count: max(1, 26 - op.count)) + String(count))
         }
         return lines.joined(separator: "\n")
     }

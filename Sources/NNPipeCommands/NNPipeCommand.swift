@@ -14,7 +14,7 @@ public struct NNPipeCommand: ParsableCommand {
         version: NNPipeVersion.current,
         subcommands: [
             RunCommand.self, ValidateCommand.self, StagesCommand.self, InspectCommand.self,
-            ConvertCommand.self, SchemaCommand.self,
+            ConvertCommand.self, EvalCommand.self, BenchCommand.self, SchemaCommand.self,
         ])
 
     public init() {}

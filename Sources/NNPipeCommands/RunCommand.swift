@@ -20,9 +20,9 @@ struct RunCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let toolkit = Toolkit.current
         let console = Console.current
-        let loaded = try ManifestLoading.load(manifest, toolkit: toolkit)
+        let loaded = try ManifestLoading.load(manifest, toolkit: Toolkit.current)
+        let toolkit = try ManifestLoading.toolkit(Toolkit.current, with: loaded)
         let progress = TerminalProgress(console: console)
         let runner = ManifestLoading.runner(toolkit: toolkit, progress: progress.reporter(quiet: quiet))
         if dryRun {
@@ -55,8 +55,8 @@ struct ValidateCommand: ParsableCommand {
     var manifest: String
 
     func run() throws {
-        let toolkit = Toolkit.current
-        let loaded = try ManifestLoading.load(manifest, toolkit: toolkit)
+        let loaded = try ManifestLoading.load(manifest, toolkit: Toolkit.current)
+        let toolkit = try ManifestLoading.toolkit(Toolkit.current, with: loaded)
         try ManifestLoading.runner(toolkit: toolkit, progress: .silent).preflight(loaded)
         Console.current.print("\(manifest): valid (\(loaded.stages.count) stages: \(loaded.stages.map(\.kind).joined(separator: ", ")))")
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import NNPipeCore
+import NNPipePlugins
 
 struct StagesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,9 +13,26 @@ struct StagesCommand: ParsableCommand {
     @Flag(help: "Print the stage reference as Markdown (the README's manifest reference is this output).")
     var markdown = false
 
+    @Option(help: "Also list the plugins this manifest names.")
+    var manifest: String?
+
+    @Flag(help: "Leave out nnpipe-stage-* plugins found on PATH.")
+    var builtInOnly = false
+
     func run() throws {
-        let registry = Toolkit.current.stages
+        var registry = Toolkit.current.stages
         let console = Console.current
+        if !builtInOnly && !markdown {
+            for executable in PluginHost.executablesOnPath() {
+                do { registry.register(try PluginHost.descriptor(for: executable)) } catch let error as NNPipeError {
+                    console.printError("warning: skipping plugin: \(error.description)")
+                }
+            }
+        }
+        if let manifest {
+            let loaded = try ManifestLoading.load(manifest, toolkit: Toolkit.current)
+            for descriptor in try PluginHost.descriptors(for: loaded.plugins) { registry.register(descriptor) }
+        }
         if markdown {
             console.print(StageCatalog.markdown(registry))
             return

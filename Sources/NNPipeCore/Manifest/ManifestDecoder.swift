@@ -6,7 +6,7 @@ public struct ManifestDecoder {
     /// Keys allowed at the top level, in the order `nnpipe schema` lists them.
     public static let topLevelKeys = ["version", "name", "model", "output_dir", "datasets", "evaluate", "plugins", "stages"]
     public static let datasetKeys = ["path", "inputs", "labels", "limit", "batch_size", "shuffle", "seed"]
-    public static let evaluateKeys = ["dataset", "metrics", "top_k"]
+    public static let evaluateKeys = ["dataset", "metrics", "top_k", "output"]
     public static let modelKeys = ["path", "format"]
     public static let modelFormats = ["onnx", "keras-h5", "keras"]
 
@@ -14,6 +14,8 @@ public struct ManifestDecoder {
     /// Called with the resolved `plugins` entries; returns their stage descriptors
     /// (out-of-process plugins describe themselves). Problems are reported at `plugins[i]`.
     public var pluginResolver: (@Sendable ([URL]) throws -> [StageDescriptor])?
+    /// Consulted for a stage kind nothing registered knows (e.g. `nnpipe-stage-<kind>` on PATH).
+    public var unknownKindResolver: (@Sendable (String) throws -> StageDescriptor?)?
 
     private var problems: [NNPipeError] = []
     private var file: String?
@@ -283,7 +285,13 @@ public struct ManifestDecoder {
             }
         }
         let topK = positiveInteger(value["top_k"], "evaluate.top_k") ?? 5
-        return EvaluationSpecification(dataset: datasetValue.stringValue ?? "", metrics: metrics, topK: topK)
+        var output: String?
+        if let outputValue = value["output"] {
+            if let name = outputValue.stringValue { output = name } else {
+                problem("evaluate.output", "expected a model output name, got \(outputValue.typeName)", at: outputValue)
+            }
+        }
+        return EvaluationSpecification(dataset: datasetValue.stringValue ?? "", metrics: metrics, topK: topK, output: output)
     }
 
     private mutating func validatePlugins(_ value: JSONValue?, directory: URL) -> [URL] {
@@ -343,6 +351,17 @@ public struct ManifestDecoder {
             guard let kind = kindValue.stringValue else {
                 problem("\(path).stage", "expected a stage kind string, got \(kindValue.typeName)", at: kindValue)
                 continue
+            }
+            if registry.descriptor(for: kind) == nil, let unknownKindResolver {
+                do {
+                    if let found = try unknownKindResolver(kind) { registry.register(found) }
+                } catch let error as NNPipeError {
+                    problem("\(path).stage", error.description, at: kindValue)
+                    continue
+                } catch {
+                    problem("\(path).stage", "\(error)", at: kindValue)
+                    continue
+                }
             }
             guard let descriptor = registry.descriptor(for: kind) else {
                 problem("\(path).stage", "unknown stage kind '\(kind)'\(Suggestion.hint(for: kind, among: registry.kinds)); known: \(registry.kinds.joined(separator: ", "))", at: kindValue)

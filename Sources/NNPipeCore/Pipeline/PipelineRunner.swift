@@ -143,7 +143,7 @@ public struct PipelineRunner: Sendable {
                 entry.seconds = Date().timeIntervalSince(stageStart)
                 entry.after = ModelStatistics(model)
                 for warning in result.warnings { logger.warning("\(invocation.path) \(invocation.kind): \(warning)") }
-                if invocation.kind != ExportStage.kind {
+                if invocation.kind != ExportStage.kind && invocation.kind != "evaluate" {
                     entry.evaluation = try evaluate(model, manifest: manifest, reference: original)
                 }
                 report.stages.append(entry)

@@ -1,0 +1,1 @@
+// NNPipeTraining: reverse-mode gradients (issue 8).
