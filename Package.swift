@@ -100,7 +100,11 @@ let package = Package(
             name: "NNPipeRuntimeTests",
             dependencies: ["NNPipeTestKit", "NNPipeCore", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
         .testTarget(
-            name: "StagePruneTests", dependencies: ["NNPipeTestKit", "NNPipeCore", "StagePrune", "NNPipeRuntime"]),
+            name: "StagePruneTests",
+            dependencies: [
+                "NNPipeTestKit", "NNPipeCore", "StagePrune", "NNPipeRuntime",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "StageQuantizeTests",
             dependencies: ["NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime"]),

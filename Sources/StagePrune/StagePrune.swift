@@ -1,1 +1,0 @@
-// StagePrune: see its issue.
