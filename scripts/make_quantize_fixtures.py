@@ -62,18 +62,18 @@ def run(model, feeds):
 
 
 def numerics(folder, count):
+    """`count` values per type, split over the three layouts (40% per-tensor, 30% per-axis, 30% blocked)."""
     from onnxruntime.quantization.quant_utils import compute_scale_zp, get_qmin_qmax_for_qType
 
     rng = np.random.default_rng(20261130)
     os.makedirs(folder, exist_ok=True)
+    rows = max(1, (count * 3 // 10) // 100_000)
     layouts = [  # name, shape, axis, block size
-        ("per_tensor", [count], None, 0),
-        ("per_axis", [count // 100_000, 1000, 100], 1, 0),
-        ("blocked", [count // 100_000, 1000, 100], 1, 32),
+        ("per_tensor", [count - 2 * rows * 100_000], None, 0),
+        ("per_axis", [rows, 1000, 100], 1, 0),
+        ("blocked", [rows, 1000, 100], 1, 32),  # 1000 = 31 blocks of 32 and a partial block of 8
     ]
     manifest = {"count": count, "cases": [], "parameters": [], "bias": None}
-    base = rng.standard_normal(count).astype(np.float32)
-    ties = rng.random(count) < 0.25
     for type_name, (onnx_type, (qmin, qmax), dtype) in TYPES.items():
         for layout, shape, axis, block_size in layouts:
             if layout == "per_tensor":
@@ -85,45 +85,43 @@ def numerics(folder, count):
                 parameter_shape[axis] = -(-shape[axis] // block_size)
             slots = int(np.prod(parameter_shape)) if parameter_shape else 1
             scale = np.exp(rng.uniform(np.log(1e-4), np.log(10.0), slots)).astype(np.float32)
-            zero_point = rng.integers(qmin, qmax + 1, slots)
-            # Expand parameters to elements to shape the values around each element's own grid.
+            # Power-of-two scales make (k + 0.5) * scale exact, so x / scale lands on true ties.
+            powers = rng.random(slots) < 0.25
+            scale[powers] = np.exp2(np.round(np.log2(scale[powers]))).astype(np.float32)
+            zero_point = rng.integers(qmin, qmax + 1, slots).astype(np.float32)
+            n = int(np.prod(shape))
+            # Values in units of quantisation steps around each element's grid, some far beyond the range.
+            steps = rng.standard_normal(n, dtype=np.float32) * np.float32((qmax - qmin) * 0.6)
+            steps[: n // 4] = np.floor(steps[: n // 4]) + np.float32(0.5)
+            steps = steps.reshape(shape)
             if layout == "per_tensor":
-                element_scale = np.full(count, scale[0], np.float32)
-                element_zp = np.full(count, zero_point[0])
+                x = (steps - zero_point[0]) * scale[0]
             elif layout == "per_axis":
                 view = [1] * len(shape)
                 view[axis] = shape[axis]
-                element_scale = np.broadcast_to(scale.reshape(view), shape).ravel()
-                element_zp = np.broadcast_to(zero_point.reshape(view), shape).ravel()
+                x = (steps - zero_point.reshape(view)) * scale.reshape(view)
             else:
-                grid = np.arange(shape[axis]) // block_size
-                scale_grid = scale.reshape(parameter_shape)
-                zp_grid = zero_point.reshape(parameter_shape)
-                element_scale = np.take(scale_grid, grid, axis=axis).ravel()
-                element_zp = np.take(zp_grid, grid, axis=axis).ravel()
-            spread = (qmax - qmin) * 0.6
-            steps = base * spread  # in quantisation steps, some beyond the range (saturation)
-            tie_steps = np.floor(steps) + 0.5 - element_zp
-            steps = np.where(ties, tie_steps, steps - element_zp + 0.0)
-            x = (steps.astype(np.float64) * element_scale.astype(np.float64)).astype(np.float32)
-            x[:8] = [0.0, -0.0, 1e-30, -1e-30, np.float32(3.4e38), np.float32(-3.4e38), 0.5, -0.5]
-            x = x.reshape(shape)
+                def expand(grid):
+                    return np.repeat(grid.reshape(parameter_shape), block_size, axis=axis)[:, : shape[axis], :]
+                x = (steps - expand(zero_point)) * expand(scale)
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            x.ravel()[:8] = [0.0, -0.0, 1e-30, -1e-30, 3.4e38, -3.4e38, 0.5, -0.5]
             model = quantize_model(onnx_type, shape, axis, block_size, scale.reshape(parameter_shape),
-                                   zero_point.reshape(parameter_shape), dequantize_too=True)
+                                   zero_point.astype(np.int64).reshape(parameter_shape), dequantize_too=True)
             q, d = run(model, {"x": x})
             stem = f"{type_name}_{layout}"
             x.tofile(os.path.join(folder, stem + "_x.f32"))
             scale.astype(np.float32).tofile(os.path.join(folder, stem + "_scale.f32"))
             zero_point.astype(np.int32).tofile(os.path.join(folder, stem + "_zp.i32"))
-            q.astype(dtype).tofile(os.path.join(folder, stem + "_q.bin"))
+            q.astype(np.int32).tofile(os.path.join(folder, stem + "_q.i32"))
             # DequantizeLinear is checked on a prefix: it is one multiply, and the file would double the disk use.
             d.astype(np.float32).ravel()[:DEQUANTIZE_CHECKED].tofile(os.path.join(folder, stem + "_dq.f32"))
             manifest["cases"].append({
                 "type": type_name, "layout": layout, "shape": shape, "axis": axis,
-                "block_size": block_size, "stem": stem, "element_bytes": np.dtype(dtype).itemsize})
+                "block_size": block_size, "stem": stem})
 
     # compute_scale_zp on ranges with edge cases: tiny, zero-width, positive-only, negative-only, huge.
-    pairs = rng.standard_normal((3000, 2)).astype(np.float32) * np.exp(rng.uniform(-40, 40, (3000, 1))).astype(np.float32)
+    pairs = rng.standard_normal((1000, 2)).astype(np.float32) * np.exp(rng.uniform(-40, 40, (1000, 1))).astype(np.float32)
     pairs[:10] = [[0, 0], [1e-39, 2e-39], [-1e-38, 1e-38], [1, 2], [-3, -1], [0, 1e-45], [-1e30, 1e30],
                   [-5.5, 3.25], [-1.17549435e-38 * 100, 0], [1e-3, 1e-3]]
     rmin = np.minimum(pairs[:, 0], pairs[:, 1]).astype(np.float32)

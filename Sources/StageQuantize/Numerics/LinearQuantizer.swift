@@ -29,13 +29,32 @@ public enum LinearQuantizer {
     ) {
         precondition(values.count == shape.reduce(1, *) && destination.count == values.count, "buffer sizes do not match the shape")
         precondition(parameters.count == layout.parameterShape(for: shape).reduce(1, *), "parameter count does not match the layout")
+        guard let source = values.baseAddress, let target = destination.baseAddress else { return }
         parameters.withUnsafeBufferPointer { parameters in
+            let parameterBase = parameters.baseAddress!
             layout.geometry(for: shape).forEachRun { first, stride, elements in
-                var slot = first
-                for index in elements {
-                    let parameter = parameters[slot]
-                    destination[index] = quantize(values[index], scale: parameter.scale, zeroPoint: parameter.zeroPoint, range: range)
-                    slot += stride
+                if stride == 0 {
+                    // One parameter for the whole run: hoist it and its clamp bounds out of the loop.
+                    let scale = parameterBase[first].scale
+                    let zeroPoint = parameterBase[first].zeroPoint
+                    let low = Float(range.minimum - zeroPoint)
+                    let high = Float(range.maximum - zeroPoint)
+                    var index = elements.lowerBound
+                    let end = elements.upperBound
+                    while index < end {
+                        var scaled = (source[index] / scale).rounded(.toNearestOrEven)
+                        if !(scaled >= low) { scaled = low }
+                        if scaled > high { scaled = high }
+                        target[index] = Int32(scaled) &+ zeroPoint
+                        index &+= 1
+                    }
+                } else {
+                    var slot = first
+                    for index in elements {
+                        let parameter = parameterBase[slot]
+                        target[index] = quantize(source[index], scale: parameter.scale, zeroPoint: parameter.zeroPoint, range: range)
+                        slot &+= stride
+                    }
                 }
             }
         }
@@ -61,12 +80,16 @@ public enum LinearQuantizer {
         return [Float](unsafeUninitializedCapacity: values.count) { destination, initialized in
             values.withUnsafeBufferPointer { source in
                 parameters.withUnsafeBufferPointer { parameters in
+                    guard let source = source.baseAddress, let target = destination.baseAddress else { return }
+                    let parameterBase = parameters.baseAddress!
                     layout.geometry(for: shape).forEachRun { first, stride, elements in
                         var slot = first
-                        for index in elements {
-                            let parameter = parameters[slot]
-                            destination[index] = dequantize(source[index], scale: parameter.scale, zeroPoint: parameter.zeroPoint)
-                            slot += stride
+                        var index = elements.lowerBound
+                        while index < elements.upperBound {
+                            let parameter = parameterBase[slot]
+                            target[index] = Float(source[index] &- parameter.zeroPoint) * parameter.scale
+                            slot &+= stride
+                            index &+= 1
                         }
                     }
                 }
