@@ -37,7 +37,7 @@ let package = Package(
         .target(
             name: "NNPipeONNX", dependencies: ["NNPipeCore", "ONNXProto", "CProtobufC"],
             path: "Formats/ONNX"),
-        .target(name: "NNPipeHDF5", dependencies: ["CHDF5"], path: "Formats/HDF5"),
+        .target(name: "NNPipeHDF5", dependencies: ["NNPipeCore", "CHDF5"], path: "Formats/HDF5"),
         .target(
             name: "NNPipeKeras", dependencies: ["NNPipeCore", "NNPipeHDF5"],
             path: "Formats/KerasHDF5"),
@@ -79,7 +79,12 @@ let package = Package(
             name: "StagePruneTests", dependencies: ["NNPipeTestKit", "NNPipeCore", "StagePrune", "NNPipeRuntime"]),
         .testTarget(
             name: "StageQuantizeTests",
-            dependencies: ["NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime"]),
+            dependencies: ["NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
+        .testTarget(
+            name: "NNPipeDataTests", dependencies: ["NNPipeTestKit", "NNPipeData", "NNPipeCore"]),
+        .testTarget(
+            name: "StageEvaluateTests",
+            dependencies: ["NNPipeTestKit", "StageEvaluate", "NNPipeData", "NNPipeCore"]),
         .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeTestKit", "NNPipeCommands", "NNPipeCore"]),
     ]
 )

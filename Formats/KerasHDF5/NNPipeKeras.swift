@@ -1,1 +1,1 @@
-// NNPipeKeras: see its issue.
+// NNPipeKeras: Keras HDF5 reader/writer.
