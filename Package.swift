@@ -33,7 +33,8 @@ let package = Package(
 
         // MARK: Formats
         .target(
-            name: "ONNXProto", dependencies: ["CProtobufC"], path: "Formats/ONNXProto"),
+            name: "ONNXProto", dependencies: ["CProtobufC"], path: "Formats/ONNXProto",
+            exclude: ["onnx.proto", "generate.sh"]),
         .target(
             name: "NNPipeONNX", dependencies: ["NNPipeCore", "ONNXProto", "CProtobufC"],
             path: "Formats/ONNX"),

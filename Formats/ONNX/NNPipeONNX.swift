@@ -1,1 +1,0 @@
-// NNPipeONNX: see its issue.

@@ -1,1 +1,0 @@
-// Generated protobuf-c declarations land here (Formats/ONNXProto/generate.sh).

@@ -1,1 +1,0 @@
-int nnpipe_onnx_proto_placeholder_symbol;

@@ -1,0 +1,61 @@
+import Foundation
+import NNPipeCore
+import NNPipeONNX
+import NNPipeTestKit
+import Testing
+
+/// Sparse initializers, functions, subgraphs, IR 3 inputs, domains, metadata.
+@Suite struct ONNXStructureTests {
+    func read(_ relative: String) throws -> Model {
+        try ONNXFormat().read(from: ONNXFixtures.url(relative))
+    }
+
+    @Test func sparseInitializer() throws {
+        let model = try read("structures/sparse_initializer.onnx")
+        let sparse = try #require(model.graph.sparseInitializers.first)
+        #expect(sparse.shape == [3, 4])
+        #expect(sparse.values.values(as: Float.self) == [1.5, -2, 4])
+        #expect(sparse.indices.values(as: Int64.self) == [1, 6, 11])
+    }
+
+    @Test func localFunctionAndMetadata() throws {
+        let model = try read("structures/local_function.onnx")
+        let function = try #require(model.functions.first)
+        #expect(function.name == "ScaledRelu" && function.domain == "custom")
+        #expect(function.nodes.map(\.opType) == ["Relu", "Constant", "Mul"])
+        #expect(function.attributeNames == ["unused"])
+        #expect(model.metadata.contains(MetadataEntry(key: "author", value: "nnpipe tests")))
+        #expect(model.docString == "model doc" && model.graph.docString == "graph doc")
+        #expect(model.graph.inputs.first?.type == .tensor(elementType: .float, shape: [.symbolic("batch"), .fixed(4)]))
+    }
+
+    @Test func initializersListedAsInputsAndAiOnnxDomain() throws {
+        let model = try read("structures/ir3_initializer_inputs.onnx")
+        #expect(model.irVersion == 3)
+        #expect(model.graph.inputs.map(\.name) == ["x", "w"])
+        #expect(model.graph.runtimeInputs.map(\.name) == ["x"])
+        #expect(model.graph.nodes.first?.domain == "", "ai.onnx is normalised to the default domain")
+    }
+
+    @Test("subgraph bodies are kept", arguments: [
+        ("node/test_if/model.onnx", "If", 2),
+        ("node/test_loop11/model.onnx", "Loop", 1),
+        ("node/test_scan9_sum/model.onnx", "Scan", 1),
+    ])
+    func subgraphs(path: String, opType: String, bodies: Int) throws {
+        let model = try read(path)
+        let node = try #require(model.graph.nodes.first { $0.opType == opType })
+        let subgraphs = node.attributes.flatMap(\.subgraphs)
+        #expect(subgraphs.count == bodies)
+        #expect(subgraphs.allSatisfy { !$0.nodes.isEmpty })
+    }
+
+    @Test func sequenceAndOptionalTypes() throws {
+        let model = try read("node/test_if_opt/model.onnx")
+        let output = try #require(model.graph.outputs.first)
+        guard case .optional(.sequence(.tensor(.float, _))) = output.type else {
+            Issue.record("unexpected type \(output.type)")
+            return
+        }
+    }
+}
