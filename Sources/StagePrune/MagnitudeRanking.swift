@@ -14,14 +14,36 @@ enum MagnitudeRanking {
         return min(count, max(0, Int(snapped.rounded(.toNearestOrEven))))
     }
 
-    /// The positions of the `count` lowest scores, lowest first, ties by lower position.
-    /// - Complexity: O(n log n).
+    /// The positions of the `count` lowest scores, ascending by position; among equal scores the
+    /// lower positions are taken.
+    /// - Complexity: O(n log n) on a plain Float sort (no index closures), then O(n).
     static func lowest(_ scores: [Float], count: Int) -> [Int] {
         guard count > 0 else { return [] }
-        let order = scores.withUnsafeBufferPointer { scores in
-            (0..<scores.count).sorted { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+        guard count < scores.count else { return Array(scores.indices) }
+        let threshold = kthSmallest(scores, count)
+        return scores.withUnsafeBufferPointer { scores in
+            var below = 0
+            for score in scores where score < threshold { below += 1 }
+            var ties = count - below
+            var chosen: [Int] = []
+            chosen.reserveCapacity(count)
+            for index in 0..<scores.count {
+                if scores[index] < threshold {
+                    chosen.append(index)
+                } else if scores[index] == threshold && ties > 0 {
+                    chosen.append(index)
+                    ties -= 1
+                }
+            }
+            return chosen
         }
-        return Array(order.prefix(count))
+    }
+
+    /// The `count`-th smallest value (1-based).
+    static func kthSmallest(_ scores: [Float], _ count: Int) -> Float {
+        var sorted = scores
+        sorted.sort()
+        return sorted[count - 1]
     }
 
     /// A keep mask with the `count` lowest of `scores` pruned.
@@ -42,6 +64,25 @@ enum MagnitudeRanking {
     /// reaches `capacity[layer]`. Returns pruned indices per layer (may fall short when caps bind).
     /// - Complexity: O(N log N) over all candidates.
     static func lowestGlobally(_ scores: [[Float]], count: Int, capacity: [Int]) -> [[Int]] {
+        if zip(scores, capacity).allSatisfy({ $0.count <= $1 }) {
+            // No cap can bind: one threshold over everything, ties by (layer, index).
+            let all = scores.flatMap { $0 }
+            guard count > 0, !all.isEmpty else { return scores.map { _ in [] } }
+            let threshold = kthSmallest(all, min(count, all.count))
+            var ties = min(count, all.count) - all.reduce(0) { $0 + ($1 < threshold ? 1 : 0) }
+            return scores.map { values in
+                var chosen: [Int] = []
+                for (index, score) in values.enumerated() {
+                    if score < threshold {
+                        chosen.append(index)
+                    } else if score == threshold && ties > 0 {
+                        chosen.append(index)
+                        ties -= 1
+                    }
+                }
+                return chosen
+            }
+        }
         var candidates: [Candidate] = []
         candidates.reserveCapacity(scores.reduce(0) { $0 + $1.count })
         for (layer, values) in scores.enumerated() {

@@ -17,6 +17,7 @@ extension PruneStage {
         }
         let statisticsBefore = ModelStatistics(model)
         let macsBefore = MACCounter.count(model.graph)
+        let original = model
         var request = weightRequest
         request.sparsity = sparsityNow
         context.progress.update("pruning \(selection.layers.count) layers to \(PruneReport.percent(request.sparsity)) sparsity")
@@ -49,6 +50,7 @@ extension PruneStage {
         ]
         details += PruneReport.modelFacts(before: statisticsBefore, after: statisticsAfter, macsBefore: macsBefore, macsAfter: macsAfter)
         details.append(("sparse_macs_after", .number(Double(PruneReport.effectiveMACs(macsAfter, model: model, layers: layers)))))
+        details += PruneReport.latency(before: original, after: model, context: context)
         details.append(("layers", .array(layers.map(PruneReport.layerJSON))))
         details.append(("skipped_layers", .array(selection.skipped.map {
             .object([("node", .string($0.layer.nodeName)), ("weight", .string($0.layer.weightName)), ("reason", .string($0.reason))])
@@ -98,6 +100,18 @@ enum PruneReport {
             total -= Double(macs) * Double(layer.prunedCount) / Double(layer.parameterCount)
         }
         return Int(total.rounded())
+    }
+
+    /// Median runtime latency before and after, or nulls when the runtime cannot run the model.
+    static func latency(before: Model, after: Model, context: StageContext) -> [(key: String, value: JSONValue)] {
+        guard let feeds = RuntimeProbe.inputs(for: before) else {
+            return [("latency_ms_before", .null), ("latency_ms_after", .null)]
+        }
+        context.progress.update("timing the model before and after on nnpipe's runtime")
+        return [
+            ("latency_ms_before", RuntimeProbe.latency(before, feeds: feeds).map { .number($0) } ?? .null),
+            ("latency_ms_after", RuntimeProbe.latency(after, feeds: feeds).map { .number($0) } ?? .null),
+        ]
     }
 
     static func layerJSON(_ layer: LayerPruningResult) -> JSONValue {
