@@ -317,21 +317,38 @@ struct ChannelDependencies {
 
         case "Flatten", "Reshape":
             guard let input = inputSpaces[0], let inputShape = shapes[node.inputs[0]], let outputShape,
-                outputShape.count == 2, input.axis == 1, inputShape.count >= 2, outputShape[0] == inputShape[0],
+                outputShape.count == 2, input.axis >= 1, inputShape.count >= 2, outputShape[0] == inputShape[0],
+                outputShape[1] == inputShape.dropFirst().reduce(1, *),
                 node.opType == "Flatten" ? (node.attribute("axis")?.intValue ?? 1) == 1 : true
-            else { return opaque("\(node.displayName): reshape that is not a flatten of NC...") }
-            // Feature f = c·S + p for channel c at spatial position p (NCHW order).
-            let spatial = inputShape.dropFirst(2).reduce(1, *)
-            let out = addSpace(output, axis: 1, count: input.count * spatial)
-            for channel in 0..<input.count {
-                for position in 0..<spatial { join(input.base + channel, out.base + channel * spatial + position) }
-            }
+            else { return opaque("\(node.displayName): reshape that is not a flatten to [batch, features]") }
+            // Row-major: feature f holds channel (f / inner) % C, inner = product of the axes after the channel axis.
+            let inner = inputShape[(input.axis + 1)...].reduce(1, *)
+            let out = addSpace(output, axis: 1, count: outputShape[1])
+            for feature in 0..<out.count { join(input.base + (feature / inner) % input.count, out.base + feature) }
             if node.opType == "Reshape" {
                 guard node.inputs.count > 1, let target = owned(node.inputs[1])?.integerValues(), target.count == 2 else {
                     return freeze(input, "\(node.displayName): shared or computed reshape target")
                 }
                 if target[1] > 0 { edits.append(.reshapeFeatures(node: index, output: out.value, position: 1)) }
             }
+
+        case "Transpose":
+            guard let input = inputSpaces[0], let inputShape = shapes[node.inputs[0]] else { return }
+            let permutation = node.attribute("perm")?.intsValue?.map { Int($0) } ?? Array((0..<inputShape.count).reversed())
+            guard let axis = permutation.firstIndex(of: input.axis) else { return opaque("\(node.displayName): bad perm") }
+            _ = joinAligned(input, addSpace(output, axis: axis, count: input.count))
+
+        case "Pad":
+            guard let input = inputSpaces[0], let inputShape = shapes[node.inputs[0]] else { return }
+            let pads = node.inputs.count > 1 ? constants[node.inputs[1]]?.integerValues() : node.attribute("pads")?.intsValue
+            let axes = node.inputs.count > 3 && !node.inputs[3].isEmpty
+                ? constants[node.inputs[3]]?.integerValues()?.map { Int($0 < 0 ? $0 + Int64(inputShape.count) : $0) }
+                : Array(0..<inputShape.count)
+            guard let pads, let axes, pads.count == 2 * axes.count else { return opaque("\(node.displayName): computed pads") }
+            if let position = axes.firstIndex(of: input.axis), pads[position] != 0 || pads[position + axes.count] != 0 {
+                return opaque("\(node.displayName): pads the channel axis")
+            }
+            _ = joinAligned(input, addSpace(output, axis: input.axis, count: input.count))
 
         default:
             opaque("\(node.displayName) (\(node.opType))")

@@ -48,6 +48,10 @@ struct DependencyGroupTests {
         Case(name: "reshape to dense", model: { ChannelModels.flattenToDense(reshape: true) }, shapes: [
             "features.weight": [4, 3, 3, 3], "dense.weight": [64, 8], "flat_shape": [2],
         ]),
+        Case(name: "Keras layout: transposes, pad, channels-last flatten, MatMul + Add", model: ChannelModels.kerasLayout, shapes: [
+            "conv.weight": [4, 3, 3, 3], "depthwise.weight": [4, 1, 3, 3], "dense.weight": [64, 3], "dense.bias": [3],
+            "classifier.weight": [3, 3],
+        ]),
         Case(name: "split and slice", model: ChannelModels.splitAndSlice, shapes: [
             "stem.weight": [4, 3, 3, 3], "left.weight": [3, 2, 3, 3], "right.weight": [3, 2, 3, 3], "merge.weight": [3, 6, 1, 1],
             "side.weight": [3, 3, 1, 1], "head.weight": [2, 3, 1, 1],
