@@ -48,6 +48,7 @@ struct ChannelDependencies {
     /// Why channels were frozen (first few reasons, for the report).
     var frozenReasons: [String] = []
     let shapes: [String: [Int]]
+    private var graphInputs: Set<String> = []
 
     init(graph: Graph, exclude: [String]) {
         shapes = StaticShapes.infer(graph)
@@ -57,18 +58,25 @@ struct ChannelDependencies {
         for node in graph.nodes { for input in node.inputs { uses[input, default: 0] += 1 } }
         for output in graph.outputs { uses[output.name, default: 0] += 1 }
 
-        for input in graph.runtimeInputs {
-            if let shape = shapes[input.name], shape.count >= 2 {
-                let space = addSpace(input.name, axis: 1, count: shape[1])
-                freeze(space, "graph input '\(input.name)'")
-            }
-        }
+        // Graph inputs get no space up front (their channel axis is unknown, NHWC for Keras);
+        // a node that needs one makes a frozen space on the axis it reads (`frozenSpace`).
+        graphInputs = Set(graph.runtimeInputs.map(\.name))
         for (index, node) in graph.nodes.enumerated() {
             analyze(node, index: index, graph: graph, constants: constants, uses: uses, exclude: exclude)
         }
         for output in graph.outputs {
             if let space = spaces[output.name] { freeze(space, "graph output '\(output.name)'") }
         }
+    }
+
+    /// The space of `value`, or a new frozen one on `axis` for a value no rule traced to a filter
+    /// (graph inputs, outputs of ops the analysis does not know): its channels can never go.
+    mutating func frozenSpace(_ value: String, axis: Int) -> ChannelSpace? {
+        if let space = spaces[value] { return space }
+        guard let shape = shapes[value], axis >= 0, axis < shape.count else { return nil }
+        let space = addSpace(value, axis: axis, count: shape[axis])
+        freeze(space, graphInputs.contains(value) ? "graph input '\(value)'" : "'\(value)' comes from an op the analysis does not follow")
+        return space
     }
 
     // MARK: Union-find over atoms
@@ -143,7 +151,7 @@ struct ChannelDependencies {
             let bias = node.inputs.count > 2 && !node.inputs[2].isEmpty ? node.inputs[2] : nil
             if let bias, owned(bias) == nil { return opaque("\(node.displayName): shared bias") }
             let out = addSpace(output, axis: 1, count: weight.shape[0])
-            let input = inputSpaces[0]
+            let input = inputSpaces[0] ?? frozenSpace(node.inputs[0], axis: 1)
             if group == 1 {
                 if let input, input.axis == 1, input.count == weight.shape[1] {
                     edits.append(.tensorAxis(tensor: weight.name, axis: 1, space: input.value, zeroInMask: true))
@@ -229,7 +237,10 @@ struct ChannelDependencies {
         case "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "PRelu", "Mean":
             guard let outputShape, let lead = inputSpaces.compactMap({ $0 }).first,
                 let leadShape = shapes[lead.value]
-            else { return opaque("\(node.displayName): element-wise op without static shapes") }
+            else {
+                if inputSpaces.allSatisfy({ $0 == nil }) { return }  // nothing traced to a filter flows here
+                return opaque("\(node.displayName): element-wise op without static shapes")
+            }
             let axis = outputShape.count - leadShape.count + lead.axis
             guard axis >= 0, axis < outputShape.count, outputShape[axis] == lead.count else {
                 return opaque("\(node.displayName): broadcast across the channel axis")
@@ -239,7 +250,8 @@ struct ChannelDependencies {
                 guard let shape = shapes[name] else { opaque("\(node.displayName): input '\(name)' without static shape"); freeze(out, "\(node.displayName)"); continue }
                 let aligned = shape.count - (outputShape.count - axis)
                 let extent = aligned >= 0 && aligned < shape.count ? shape[aligned] : 1
-                if let space = inputSpaces[position] {
+                let space = inputSpaces[position] ?? (constants[name] == nil && extent != 1 && aligned >= 0 ? frozenSpace(name, axis: aligned) : nil)
+                if let space {
                     if extent == 1 { freeze(space, "\(node.displayName): broadcasts a channel") ; continue }
                     if space.axis != aligned || !joinAligned(space, out) { freeze(space, "\(node.displayName)"); freeze(out, "\(node.displayName)") }
                 } else if extent == 1 {
@@ -257,13 +269,14 @@ struct ChannelDependencies {
             if axis < 0 { axis += outputShape.count }
             let channelAxes = Set(inputSpaces.compactMap { $0?.axis })
             guard channelAxes.count <= 1 else { return opaque("\(node.displayName): inputs disagree on the channel axis") }
-            let channelAxis = channelAxes.first ?? axis
+            guard let channelAxis = channelAxes.first else { return }
             if axis == channelAxis {
                 let out = addSpace(output, axis: axis, count: outputShape[axis])
                 var offset = 0
                 for (position, name) in node.inputs.enumerated() {
                     let count = shapes[name]?[axis] ?? 0
-                    if let space = inputSpaces[position], space.count == count {
+                    let space = inputSpaces[position] ?? (constants[name] == nil ? frozenSpace(name, axis: axis) : nil)
+                    if let space, space.count == count {
                         for channel in 0..<count { join(space.base + channel, out.base + offset + channel) }
                     } else {
                         // A constant or unknown part: its channels in the output stay.
@@ -272,9 +285,13 @@ struct ChannelDependencies {
                     offset += count
                 }
             } else {
-                guard inputSpaces.allSatisfy({ $0 != nil }), let first = inputSpaces[0] else { return opaque("\(node.displayName): Concat of unknown channels") }
-                let out = addSpace(output, axis: channelAxis, count: first.count)
-                for space in inputSpaces { if !joinAligned(space!, out) { freeze(out, "\(node.displayName)") } }
+                let out = addSpace(output, axis: channelAxis, count: outputShape[channelAxis])
+                for name in node.inputs {
+                    guard let space = spaces[name] ?? frozenSpace(name, axis: channelAxis), joinAligned(space, out) else {
+                        freeze(out, "\(node.displayName): inputs disagree on channels")
+                        continue
+                    }
+                }
             }
 
         case "Split":
