@@ -34,14 +34,17 @@ enum RuntimeProbe {
         let right = try b.run(inputs: feeds)
         var difference: Float = 0
         var magnitude: Float = 0
-        for (name, value) in left {
-            guard let other = right[name], value.shape == other.shape, value.dataType == .float else { return nil }
+        var compared = 0
+        // Float outputs carry the evidence; labels and indices derived from them are skipped.
+        for (name, value) in left where value.dataType == .float {
+            guard let other = right[name], value.shape == other.shape else { return (.infinity, 0) }
             for (x, y) in zip(value.floats, other.floats) {
                 difference = max(difference, abs(x - y))
                 magnitude = max(magnitude, abs(x))
             }
+            compared += 1
         }
-        return (difference, magnitude)
+        return compared == 0 ? nil : (difference, magnitude)
     }
 
     /// Median wall time of `runs` runs after one warm-up, in milliseconds.
