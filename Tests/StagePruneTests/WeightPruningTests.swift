@@ -232,3 +232,30 @@ struct GlobalSelectionTests {
         #expect(MagnitudeRanking.kthSmallest(values, count) == values.sorted()[count - 1])
     }
 }
+
+struct HalfPrecisionTests {
+    @Test(arguments: [DataType.float16, .bfloat16, .double])
+    func prunesOtherFloatTypesInPlace(_ type: DataType) throws {
+        var builder = ModelBuilder(shape: [1, 16])
+        let values = builder.randomValues(16 * 8)
+        let bytes: [UInt8]
+        switch type {
+        case .float16: bytes = values.flatMap { withUnsafeBytes(of: HalfPrecision.bits(from: $0)) { Array($0) } }
+        case .bfloat16: bytes = values.flatMap { withUnsafeBytes(of: UInt16($0.bitPattern >> 16)) { Array($0) } }
+        default: bytes = values.flatMap { withUnsafeBytes(of: Double($0)) { Array($0) } }
+        }
+        let buffer = bytes.withUnsafeBytes { TensorBuffer(copying: $0) }
+        builder.graph.initializers.append(Tensor(name: "w", dataType: type, shape: [16, 8], storage: .bytes(buffer)))
+        builder.node("MatMul", "dense", ["input", "w"])
+        var model = builder.model(output: "dense.out")
+        try WeightPruning.prune(&model, layers: PrunableWeights.all(in: model.graph), request: WeightPruningRequest(sparsity: 0.75))
+        let pruned = try #require(model.graph.initializer(named: "w"))
+        #expect(pruned.dataType == type)
+        let after = try #require(pruned.floatValues())
+        #expect(zeroCount(after) == 96)
+        // Survivors keep their exact values: the largest quarter by magnitude.
+        let original = try #require(Tensor(name: "w", dataType: type, shape: [16, 8], storage: .bytes(buffer)).floatValues())
+        let threshold = original.map { abs($0) }.sorted()[95]
+        #expect(zip(original, after).allSatisfy { $1 == 0 ? abs($0) <= threshold : $1 == $0 })
+    }
+}
