@@ -221,3 +221,18 @@ struct MACCounterTests {
         #expect(count.unknownNodes.isEmpty)
     }
 }
+
+struct CombinedPruningTests {
+    @Test func unstructuredMasksShrinkWithTheirChannels() throws {
+        var model = ChannelModels.residualChain()
+        _ = try runStage(["sparsity": .number(0.5)], on: &model)
+        let weightsBefore = model.weights("block1a.weight")
+        #expect(zeroCount(weightsBefore) > 0)
+        _ = try runStage(["granularity": .string("channel"), "channel_ratio": .number(0.5)], on: &model)
+        let mask = try #require(model.annotations.pruningMasks["block1a.weight"])
+        let weight = try #require(model.graph.initializer(named: "block1a.weight"))
+        #expect(mask.shape == weight.shape)
+        let keep = try #require(mask.values(as: UInt8.self))
+        #expect(zip(keep, try #require(weight.floatValues())).allSatisfy { $0 == 1 || $1 == 0 })
+    }
+}
