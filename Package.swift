@@ -7,6 +7,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "nnpipe", targets: ["nnpipe"]),
+        .executable(name: "nnpipe-stage-cluster", targets: ["nnpipe-stage-cluster"]),
+        .library(name: "NNPipeTestKit", targets: ["NNPipeTestKit"]),
         .library(name: "NNPipeCore", targets: ["NNPipeCore"]),
         .library(name: "NNPipeCommands", targets: ["NNPipeCommands"]),
     ],
@@ -72,6 +74,20 @@ let package = Package(
                 "StageEvaluate", "StagePrune", "StageQuantize", "StageCalibrate", "StageFineTune",
             ]),
         .executableTarget(name: "nnpipe", dependencies: ["NNPipeCommands"]),
+        // An out-of-process plugin written in Swift (Plugins/SwiftCluster, see PLUGINS.md).
+        .executableTarget(
+            name: "nnpipe-stage-cluster", dependencies: ["NNPipeCore", "NNPipeONNX"],
+            path: "Plugins/SwiftCluster"),
+
+        // MARK: ONNX fuzzing and benchmark (scripts/fuzz-onnx.sh, Benchmarks/onnx-io/run.sh)
+        .executableTarget(
+            name: "onnx-fuzz", dependencies: ["NNPipeCore", "NNPipeONNX"], path: "Tests/Fuzz/ONNXFuzz"),
+        .executableTarget(
+            name: "onnx-roundtrip", dependencies: ["NNPipeCore", "NNPipeONNX"],
+            path: "Benchmarks/onnx-io/onnx-roundtrip"),
+        .executableTarget(
+            name: "RuntimeBenchmark", dependencies: ["NNPipeCore", "NNPipeRuntime"],
+            path: "Benchmarks/runtime/Sources/RuntimeBenchmark"),
 
         // MARK: Tests
         .target(name: "NNPipeTestKit", dependencies: ["NNPipeCore"]),
@@ -91,7 +107,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "StageQuantizeTests",
-            dependencies: ["NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime"]),
+            dependencies: ["NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
         .testTarget(
             name: "NNPipeDataTests", dependencies: ["NNPipeTestKit", "NNPipeData", "NNPipeCore"]),
         .testTarget(

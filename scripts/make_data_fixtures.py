@@ -106,6 +106,12 @@ def main():
         corrupt[offset] ^= 0x5A
     with open(path("npz", "corrupt_deflate.npz"), "wb") as file:
         file.write(corrupt)
+    # The directory understates the first member's size (a zip bomb's trick): inflating must stop.
+    understated = bytearray(compressed)
+    central = understated.find(b"PK\x01\x02")
+    understated[central + 24:central + 28] = (100).to_bytes(4, "little")
+    with open(path("npz", "understated.npz"), "wb") as file:
+        file.write(understated)
     with open(path("npz", "garbage.npz"), "wb") as file:
         file.write(b"PK\x03\x04" + b"\x00" * 60)
 
@@ -117,6 +123,9 @@ def main():
                             compression="gzip")
         file.create_dataset("train/x_u8", data=pattern((20, 1, 4, 4), "|u1"))
         file.create_dataset("train/x_f8", data=pattern((20, 1, 4, 4), "<f8"))
+        file.create_dataset("train/x_f2", data=pattern((20, 1, 4, 4), "<f2"))
+        file.create_dataset("train/x_i1", data=pattern((20, 1, 4, 4), "|i1"))
+        file.create_dataset("train/mask", data=pattern((20, 1, 4, 4), "<i8") % 2 == 1)
         file.create_dataset("test/x", data=pattern((8, 1, 4, 4), "<f4"))
         file.create_dataset("test/y", data=np.arange(8, dtype="<i8") % 10)
         file.create_dataset("names", data=np.array([b"a", b"b"]))

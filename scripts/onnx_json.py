@@ -90,13 +90,25 @@ def value_info_json(info):
     return {"name": info.name, "kind": "tensor", "dtype": tensor.elem_type, "shape": shape}
 
 
-def model_json(model):
+def model_json(model, weights=None):
+    """`weights`, a binary file opened for writing, receives initializer bytes (then referenced by
+    offset and length) so large models stay out of the JSON."""
     graph = model.graph
+
+    def initializer_json(proto):
+        entry = proto_tensor_json(proto)
+        if weights is not None and "data" in entry:
+            raw = base64.b64decode(entry.pop("data"))
+            entry["offset"] = weights.tell()
+            entry["length"] = len(raw)
+            weights.write(raw)
+        return entry
+
     return {
         "opsets": {entry.domain: entry.version for entry in model.opset_import},
         "inputs": [value_info_json(v) for v in graph.input],
         "outputs": [value_info_json(v) for v in graph.output],
-        "initializers": [proto_tensor_json(t) for t in graph.initializer],
+        "initializers": [initializer_json(t) for t in graph.initializer],
         "nodes": [{
             "name": node.name, "op": node.op_type, "domain": node.domain,
             "inputs": list(node.input), "outputs": list(node.output),

@@ -34,3 +34,4 @@ static inline hid_t nnpipe_h5t_std_u64le(void) { return H5T_STD_U64LE; }
 static inline unsigned nnpipe_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline unsigned nnpipe_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
 static inline unsigned nnpipe_h5f_acc_excl(void) { return H5F_ACC_EXCL; }
+static inline unsigned nnpipe_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }

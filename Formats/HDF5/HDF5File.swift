@@ -42,6 +42,15 @@ public final class HDF5File {
             "not a readable HDF5 file")
     }
 
+    /// Opens an existing file for reading and writing (attributes and new datasets in place).
+    public init(updating url: URL, errorCode: NNPipeError.Code = .io) throws {
+        self.url = url
+        storedCheck = HDF5Check(path: url.path, errorCode: errorCode)
+        let check = storedCheck
+        handle = try check.handle(
+            H5Fopen(url.path, nnpipe_h5f_acc_rdwr(), nnpipe_h5p_default()), .file, "cannot open HDF5 file for writing")
+    }
+
     /// Creates (or truncates) a file for writing. Callers write to a temporary path (`AtomicFile`).
     public init(creating url: URL, errorCode: NNPipeError.Code = .io) throws {
         self.url = url

@@ -9,11 +9,13 @@ public struct KerasHDF5Format: ModelFormat {
     public var fileExtensions: [String] { ["h5", "hdf5"] }
 
     /// The HDF5 signature plus a Keras `model_config` attribute, or a weights-only Keras layout
-    /// (so that reading it can say what is missing instead of "not a model").
+    /// (Keras 2 `layer_names`, Keras 3 `layers/` + `vars/`) so that reading it can say what is
+    /// missing instead of "not a model".
     public func recognizes(fileAt url: URL, header: [UInt8]) -> Bool {
         guard HDF5File.hasSignature(header), let root = try? HDF5File(reading: url).rootGroup() else { return false }
         return root.attributes.contains("model_config") || root.attributes.contains("layer_names")
             || root.attributes.contains("layer_names0") || root.memberKind("model_weights") == .group
+            || (root.memberKind("layers") == .group && root.memberKind("vars") == .group)
     }
 
     public func read(from url: URL) throws -> Model {

@@ -30,6 +30,8 @@ struct KerasGraphBuilder {
     var initializers: [Tensor] = []
     private var usedNames: Set<String> = []
     private var conversions: [String: KerasValue] = [:]
+    /// Flatten outputs kept channels-first -> the spatial value they flattened (to undo cheaply).
+    var flattenedSources: [String: String] = [:]
 
     /// `base`, or `base_2`, `base_3`, ... if taken (IR value and node names share one space here).
     mutating func uniqueName(_ base: String) -> String {
@@ -83,6 +85,13 @@ struct KerasGraphBuilder {
         case (.channelsFirst, .keras):
             converted.name = add("Transpose", name: uniqueName("\(value.name)/to_channels_last"), inputs: [value.name],
                                  attributes: [.ints("perm", Self.toChannelsLast(rank: value.rank))])
+        case (.flattenedChannelsFirst(let spatial, let channels), .keras) where flattenedSources[value.name] != nil:
+            // Flatten the channels-last version of the spatial value instead (one Transpose, often shared).
+            let spatialValue = KerasValue(name: flattenedSources[value.name]!, layout: .channelsFirst,
+                                          shape: [value.shape[0]] + spatial.map { $0 } + [channels], dataType: value.dataType)
+            let moved = self.value(spatialValue, in: .keras)
+            converted.name = add("Flatten", name: uniqueName("\(value.name)/channels_last"), inputs: [moved.name],
+                                 attributes: [.int("axis", 1)])
         case (.flattenedChannelsFirst(let spatial, let channels), .keras):
             // Rare: a Flatten whose result feeds something other than Dense. Undo the order explicitly.
             let unflat = constant("\(value.name)/channels_first_shape", shape: [spatial.count + 2],

@@ -51,6 +51,7 @@ extension KerasImporter {
             layout = input.layout
         }
         builder.add("Flatten", name: output, inputs: [source.name], output: output, attributes: [.int("axis", 1)])
+        if case .flattenedChannelsFirst = layout, source.layout == .channelsFirst { builder.flattenedSources[output] = source.name }
         return KerasValue(name: output, layout: layout, shape: [input.shape[0], features])
     }
 

@@ -75,8 +75,8 @@ struct KerasImporter {
             pending = remaining
         }
         let outputs = try finishOutputs()
-        return Graph(name: config.name, nodes: builder.nodes, inputs: graphInputs, outputs: outputs,
-                     initializers: builder.initializers)
+        return KerasLiveNodes.pruned(Graph(name: config.name, nodes: builder.nodes, inputs: graphInputs, outputs: outputs,
+                                           initializers: builder.initializers))
     }
 
     private mutating func addInput(_ layer: KerasLayerConfig) throws {

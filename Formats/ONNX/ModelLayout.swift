@@ -46,7 +46,35 @@ struct ModelLayout {
         top.appendLengthHeader(field: ModelField.graph, length: graphSkeleton.count)
         top.bytes.append(contentsOf: graphSkeleton)
         layout.skeleton = top.bytes
+        let nestingProblem: WireReader.Malformed? = layout.skeleton.withUnsafeBytes { skeleton in
+            do throws(WireReader.Malformed) {
+                try checkNesting(skeleton, range: 0..<skeleton.count, depth: 0)
+                return nil
+            } catch { return error }
+        }
+        if let nestingProblem { throw nestingProblem }
         return layout
+    }
+
+    /// Messages may nest at most this deep (a model with 30 levels of If-in-Loop bodies uses ~100).
+    static let maximumNesting = 160
+
+    /// protobuf-c unpacks recursively with no depth limit, so a hostile file of nested TypeProtos
+    /// overflows the stack. Refuse it first: descend into every length-delimited payload that
+    /// itself parses as fields (strings almost never do) and count the levels.
+    /// - Complexity: O(bytes × depth reached).
+    static func checkNesting(_ bytes: UnsafeRawBufferPointer, range: Range<Int>, depth: Int) throws(WireReader.Malformed) {
+        guard depth <= maximumNesting else {
+            throw WireReader.Malformed(reason: "messages nest deeper than \(maximumNesting) levels")
+        }
+        var reader = WireReader(bytes, range: range)
+        var children: [Range<Int>] = []
+        do {
+            while let field = try reader.next() {
+                if field.wireType == .lengthDelimited && field.payload.count >= 2 { children.append(field.payload) }
+            }
+        } catch { return }  // not a message: a string or packed numbers
+        for child in children { try checkNesting(bytes, range: child, depth: depth + 1) }
     }
 
     /// A top-level field must be a ModelProto field with the wire type the schema gives it.

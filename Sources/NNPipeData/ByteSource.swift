@@ -30,7 +30,7 @@ extension ByteSource {
 
 /// A whole file read with `pread`, so concurrent readers share no seek position.
 final class FileByteSource: ByteSource {
-    let count: Int
+    private(set) var count: Int
     let location: String
     private let descriptor: Int32
 
@@ -51,6 +51,37 @@ final class FileByteSource: ByteSource {
         }
         count = Int(status.st_size)
         location = path
+    }
+
+    private init(descriptor: Int32, count: Int, location: String) {
+        self.descriptor = descriptor
+        self.count = count
+        self.location = location
+    }
+
+    /// An empty scratch file, already unlinked so it disappears when closed, even after a crash.
+    static func temporary(location: String) throws -> FileByteSource {
+        var template = Array((FileManager.default.temporaryDirectory.path + "/nnpipe-inflate-XXXXXX").utf8CString)
+        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard descriptor >= 0 else {
+            throw NNPipeError(.io, "cannot create a scratch file: \(String(cString: strerror(errno)))", path: location)
+        }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        return FileByteSource(descriptor: descriptor, count: 0, location: location)
+    }
+
+    /// Appends to a scratch file made by `temporary`.
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let result = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(count + done))
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw NNPipeError(.io, "cannot write scratch file: \(String(cString: strerror(errno)))", path: location)
+            }
+            done += result
+        }
+        count += bytes.count
     }
 
     deinit {

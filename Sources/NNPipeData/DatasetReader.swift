@@ -6,13 +6,19 @@ import NNPipeCore
 /// `init` opens the files and checks every array against its model input (rank, non-batch
 /// dimensions, a convertible element type, equal sample counts) before any batch is read, so a
 /// mismatch fails at once with both shapes. Batches are read on demand: only the batch being
-/// built is in memory (plus `.npz` members stored deflated, which are inflated whole when opened).
+/// built is in memory. The one exception is a deflated `.npz` member, which is inflated when
+/// opened: into memory up to 64 MiB, into a deleted scratch file beyond that.
 public final class DatasetReader {
     public let source: DatasetSource
     /// Samples the reader yields: the file's count, capped by `limit`.
     public let sampleCount: Int
     /// Model input names in the order given to `init`.
     public let inputNames: [String]
+    /// Full shape of the array feeding each input, sample axis first, as stored (before `limit`).
+    public let inputShapes: [String: [Int]]
+    /// Full shape and element type of the labels array, when the source names one.
+    public let labelsShape: [Int]?
+    public let labelsElementType: DataType?
 
     private let inputs: [BoundInput]
     private let labels: DatasetArray?
@@ -46,14 +52,17 @@ public final class DatasetReader {
             bound.append(BoundInput(name: expected.name, elementType: expected.elementType, array: array))
         }
         inputs = bound
+        inputShapes = Dictionary(bound.map { ($0.name, $0.array.shape) }, uniquingKeysWith: { first, _ in first })
         labels = try source.labels.map { try container.array(key: $0) }
+        labelsShape = labels?.shape
+        labelsElementType = labels?.elementType
 
         let total = bound[0].array.sampleCount
-        for other in bound.dropFirst() + (labels.map { [BoundInput(name: "", elementType: .float, array: $0)] } ?? [])
-        where other.array.sampleCount != total {
+        let others = bound.dropFirst().map(\.array) + (labels.map { [$0] } ?? [])
+        for other in others where other.sampleCount != total {
             throw NNPipeError(
                 .invalidData,
-                "\(bound[0].array.displayName) has \(total) samples but \(other.array.displayName) has \(other.array.sampleCount)",
+                "\(bound[0].array.displayName) has \(total) samples but \(other.displayName) has \(other.sampleCount)",
                 path: container.path)
         }
         guard total > 0 else {
@@ -64,6 +73,8 @@ public final class DatasetReader {
     }
 
     /// Batches of `size` samples (the last may be smaller), in the reader's order.
+    /// The reader does not look at the model's first dimension: for a model with a fixed batch
+    /// size, pass that size (and expect a short last batch unless `sampleCount` divides evenly).
     public func batches(size: Int) throws -> BatchIterator {
         guard size >= 1 else { throw NNPipeError(.usage, "batch size must be at least 1, got \(size)") }
         return BatchIterator(reader: self, size: size)
@@ -92,6 +103,10 @@ public final class DatasetReader {
     private func read(_ array: DatasetArray, rows: [Int], as elementType: DataType, name: String) throws -> Tensor {
         let shape = array.shape.isEmpty ? [] : [rows.count] + array.sampleShape
         let elementCount = shape.reduce(1, *)
+        if array.elementType == elementType {  // no conversion: read straight into the tensor
+            let buffer = try TensorBuffer(byteCount: rows.count * array.rowByteCount) { try array.readRows(rows, into: $0) }
+            return Tensor(name: name, dataType: elementType, shape: shape, storage: .bytes(buffer))
+        }
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, rows.count * array.rowByteCount), alignment: 16)
         defer { raw.deallocate() }
         try array.readRows(rows, into: raw)
@@ -100,9 +115,12 @@ public final class DatasetReader {
                 try ElementConversion.convert(
                     UnsafeRawBufferPointer(raw), from: array.elementType, to: elementType, count: elementCount,
                     into: destination)
-            } catch var error as NNPipeError {
-                error.message = "\(array.displayName) for input '\(name)', rows \(rows.first!)...: \(error.message)"
-                throw error.located(at: array.file)
+            } catch let failure as ElementConversion.ConversionFailure {
+                let perSample = max(1, elementCount / max(1, rows.count))
+                let row = rows[min(rows.count - 1, failure.elementIndex / perSample)]
+                throw NNPipeError(
+                    .invalidData, "\(array.displayName), sample \(row), for input '\(name)': \(failure.reason)",
+                    path: array.file)
             }
         }
         return Tensor(name: name, dataType: elementType, shape: shape, storage: .bytes(buffer))

@@ -12,8 +12,14 @@ enum ElementConversion {
         .uint32, .uint64, .bool,
     ]
 
+    /// A value that does not fit the target type; the reader turns the element into a sample number.
+    struct ConversionFailure: Error {
+        var elementIndex: Int
+        var reason: String
+    }
+
     /// Writes `count` elements of `sourceType` from `source` into `destination` as `targetType`.
-    /// Throws `invalidData` (without a path: the caller adds the file) for a value that does not fit.
+    /// Throws `ConversionFailure` for a value that does not fit.
     static func convert(
         _ source: UnsafeRawBufferPointer, from sourceType: DataType, to targetType: DataType,
         count: Int, into destination: UnsafeMutableRawBufferPointer
@@ -80,8 +86,7 @@ enum ElementConversion {
         case .uint64:
             let values = load(UInt64.self) { Int64(bitPattern: $0) }
             if let index = values.firstIndex(where: { $0 < 0 }) {
-                throw NNPipeError(
-                    .invalidData, "value \(UInt64(bitPattern: values[index])) at element \(index) is too large")
+                throw ConversionFailure(elementIndex: index, reason: "value \(UInt64(bitPattern: values[index])) is too large")
             }
             return values
         default:
@@ -89,9 +94,9 @@ enum ElementConversion {
             var result = [Int64](repeating: 0, count: count)
             for (index, value) in values.enumerated() {
                 guard value.rounded(.towardZero) == value, abs(value) < 9.2e18 else {
-                    throw NNPipeError(
-                        .invalidData,
-                        "value \(value) at element \(index) is not a whole number, so \(type) data cannot feed an integer input")
+                    throw ConversionFailure(
+                        elementIndex: index,
+                        reason: "value \(value) is not a whole number, so \(type) data cannot feed an integer input")
                 }
                 result[index] = Int64(value)
             }
@@ -121,8 +126,7 @@ enum ElementConversion {
             let stride = MemoryLayout<Scalar>.stride
             for (index, value) in values.enumerated() {
                 guard let narrowed = Scalar(exactly: value) else {
-                    throw NNPipeError(
-                        .invalidData, "value \(value) at element \(index) does not fit \(type)")
+                    throw ConversionFailure(elementIndex: index, reason: "value \(value) does not fit \(type)")
                 }
                 destination.storeBytes(of: narrowed, toByteOffset: index * stride, as: Scalar.self)
             }

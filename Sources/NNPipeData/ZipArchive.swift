@@ -68,7 +68,8 @@ public final class ZipArchive {
     }
 
     /// The member as a byte source: a view of the file when stored, inflated memory when deflated.
-    func byteSource(for entry: Entry) throws -> ByteSource {
+    /// - Parameter inMemoryLimit: larger deflated members go to a scratch file (tests lower it).
+    func byteSource(for entry: Entry, inMemoryLimit: Int = ZipArchive.inMemoryLimit) throws -> ByteSource {
         let location = "\(source.location)[\(entry.name)]"
         if entry.flags & 1 != 0 {
             throw NNPipeError(.unsupported, "encrypted zip members are not supported", path: location)
@@ -81,21 +82,57 @@ public final class ZipArchive {
             }
             return SliceByteSource(range, of: source, location: location)
         case 8:
-            let compressed = try source.bytes(at: range.lowerBound, count: range.count)
-            let inflated: [UInt8]
+            var crc = CRC32()
             do {
-                inflated = try Inflate.decompress(compressed, expectedCount: entry.uncompressedSize)
+                if entry.uncompressedSize <= inMemoryLimit {
+                    var inflated: [UInt8] = []
+                    inflated.reserveCapacity(entry.uncompressedSize)
+                    try inflate(entry, range) { piece in
+                        crc.update(piece)
+                        inflated.append(contentsOf: piece)
+                    }
+                    try verify(crc, entry, location)
+                    return MemoryByteSource(inflated, location: location)
+                }
+                let scratch = try FileByteSource.temporary(location: location)
+                try inflate(entry, range) { piece in
+                    crc.update(piece)
+                    try scratch.append(piece)
+                }
+                try verify(crc, entry, location)
+                return scratch
             } catch let error as NNPipeError {
                 throw error.located(at: location)
             }
-            guard CRC32.checksum(inflated) == entry.checksum else {
-                throw NNPipeError(.invalidData, "zip member fails its CRC-32 check", path: location)
-            }
-            return MemoryByteSource(inflated, location: location)
         default:
             throw NNPipeError(
                 .unsupported, "zip compression method \(entry.method) (supported: stored, deflate)",
                 path: location)
+        }
+    }
+
+    /// Deflated members up to this size are inflated into memory; larger ones into a deleted
+    /// temporary file, so a compressed `.npz` bigger than memory still streams.
+    static let inMemoryLimit = 64 << 20
+
+    private func inflate(_ entry: Entry, _ range: Range<Int>, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        // Stop at the declared size: a hostile member must not fill memory or disk.
+        var produced = 0
+        let count = try Inflate.decompress(from: source, range: range) { piece in
+            produced += piece.count
+            guard produced <= entry.uncompressedSize else {
+                throw Inflate.failure("inflates past the \(entry.uncompressedSize) bytes the archive declares")
+            }
+            try sink(piece)
+        }
+        guard count == entry.uncompressedSize else {
+            throw Inflate.failure("inflated to \(count) bytes, archive says \(entry.uncompressedSize)")
+        }
+    }
+
+    private func verify(_ crc: CRC32, _ entry: Entry, _ location: String) throws {
+        guard crc.value == entry.checksum else {
+            throw NNPipeError(.invalidData, "zip member fails its CRC-32 check", path: location)
         }
     }
 

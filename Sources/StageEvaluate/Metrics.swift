@@ -152,10 +152,17 @@ public struct MetricsAccumulator: Sendable, Equatable {
 
     /// Scores accuracy of `outputs` `[N, C]` against `labels`: class ids `[N]`/`[N, 1]` of any
     /// numeric type, or one-hot rows `[N, C]`.
+    ///
+    /// A single score per sample (`[N]` or `[N, 1]`, a sigmoid output) is a binary classifier:
+    /// it is scored as the two classes `[1 - p, p]`, so class 1 wins above 0.5.
     public mutating func addAccuracy(outputs: Tensor, labels: Tensor) throws {
-        let (scores, classCount) = try Metrics.rows(of: outputs, role: "output '\(outputs.name)'")
+        var (scores, classCount) = try Metrics.rows(of: outputs, role: "output '\(outputs.name)'")
+        if classCount == 1 {
+            scores = scores.flatMap { [1 - $0, $0] }
+            classCount = 2
+        }
         let sampleCount = outputs.shape.first ?? 1
-        if labels.shape == outputs.shape, classCount > 1 {
+        if labels.shape == outputs.shape, outputs.shape.count >= 2, outputs.shape.last! > 1 {
             try accuracy.add(scores: scores, classCount: classCount, oneHotLabels: try Metrics.floats(labels, role: "labels"))
             return
         }

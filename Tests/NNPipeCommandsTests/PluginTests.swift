@@ -122,3 +122,41 @@ struct PluginTests {
         #expect(check.standardOutput.contains("ok (4, 10)"))
     }
 }
+
+@Suite("Swift plugin example")
+struct SwiftPluginTests {
+    /// Built beside the test binary by `swift build --build-tests`.
+    static var executable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("nnpipe-stage-cluster")
+    }
+
+    @Test func theClusterPluginSharesWeights() throws {
+        let plugin = Self.executable
+        try #require(FileManager.default.isExecutableFile(atPath: plugin.path), "build it with swift build --build-tests")
+        let (folder, file) = try Example.manifest("""
+            {"version": 1, "model": "$MODEL", "output_dir": "out", "plugins": ["\(plugin.path)"],
+             "datasets": {"test": {"path": "$DATA", "inputs": "test/x", "labels": "test/y"}},
+             "evaluate": {"dataset": "test", "metrics": ["accuracy", "fidelity"]},
+             "stages": [{"stage": "cluster", "clusters": 32}, {"stage": "export", "path": "clustered.onnx"}]}
+            """)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = CapturedRun(["run", "--quiet", file.path])
+        #expect(run.status == 0, "\(run.error)")
+        let report = try JSONParser.parse(String(contentsOf: folder.appendingPathComponent("out/report.json"), encoding: .utf8))
+        let stage = try #require(report["stages"]?.arrayValue?.first)
+        #expect(stage["details"]?["metrics"]?["layers"]?.integerValue == 3)
+        // 32 shared values per layer keep the classifier's accuracy within two points.
+        let before = try #require(report["input_evaluation"]?["accuracy"]?.numberValue)
+        let after = try #require(stage["evaluation"]?["accuracy"]?.numberValue)
+        #expect(after > before - 0.02, "accuracy \(before) -> \(after)")
+        // Every clustered weight tensor holds at most 32 distinct values.
+        let inspect = CapturedRun(["inspect", "--json", folder.appendingPathComponent("out/clustered.onnx").path])
+        #expect(inspect.status == 0)
+        let model = try Toolkit.standard.formats.read(folder.appendingPathComponent("out/clustered.onnx"))
+        let weights = model.graph.nodes.filter { $0.opType == "MatMul" }.map { $0.inputs[1] }
+        for name in weights {
+            let values: [Float] = try #require(model.graph.initializer(named: name)?.values())
+            #expect(Set(values).count <= 32, "\(name)")
+        }
+    }
+}

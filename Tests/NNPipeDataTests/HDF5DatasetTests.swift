@@ -8,7 +8,7 @@ import Testing
 @Suite("HDF5 data sets")
 struct HDF5DatasetTests {
     @Test("datasets by path, contiguous, chunked+gzip and other dtypes", arguments: [
-        "train/x", "/train/x", "train/x_gzip", "train/x_u8", "train/x_f8",
+        "train/x", "/train/x", "train/x_gzip", "train/x_u8", "train/x_f8", "train/x_f2", "train/x_i1",
     ])
     func byPath(key: String) throws {
         let reader = try DatasetReader(
@@ -34,8 +34,17 @@ struct HDF5DatasetTests {
         #expect(batches.flatMap { $0.labels!.values(as: Int64.self)! } == order.map { Int64($0 % 10) })
     }
 
+    @Test("h5py bool datasets read as 0/1")
+    func bool() throws {
+        let reader = try DatasetReader(
+            source: DatasetSource(path: DataFixtures.url("h5/digits.h5"), inputs: .single(key: "train/mask")),
+            expectedInputs: [DataFixtures.input("mask", .bool, [.batch, .fixed(1), .fixed(4), .fixed(4)])])
+        let batch = try DataFixtures.first(reader, size: 20)
+        #expect(batch.inputs["mask"]?.floatValues() == DataFixtures.pattern(samples: 0..<20, perSample: 16).map { Float(Int($0) % 2) })
+    }
+
     static let broken: [(file: String, key: String?, message: String)] = [
-        ("h5/digits.h5", "train/z", "no array 'train/z' (has: names, scalar, test/x, test/y, train/x"),
+        ("h5/digits.h5", "train/z", "no array 'train/z' (has: names, scalar, test/x, test/y, train/mask, train/x"),
         ("h5/digits.h5", nil, "name the array for model input 'image'"),
         ("h5/digits.h5", "names", "array 'names' has an element type that cannot feed a model"),
         ("h5/digits.h5", "test/x", "array 'test/x' has 8 samples but array 'train/y' has 20"),

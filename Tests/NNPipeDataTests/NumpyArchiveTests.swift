@@ -13,6 +13,9 @@ struct NumpyArchiveTests {
             source: DatasetSource(path: DataFixtures.url("npz/\(file).npz"), inputs: .single(key: "x"), labels: "y"),
             expectedInputs: [DataFixtures.input("x", .float, [.batch, .fixed(4)])])
         #expect(reader.sampleCount == 10)
+        #expect(reader.inputShapes == ["x": [10, 4]])
+        #expect(reader.labelsShape == [10])
+        #expect(reader.labelsElementType == .int64)
         let batches = try DataFixtures.readAll(reader, batchSize: 3)
         #expect(batches.map(\.range) == [0..<3, 3..<6, 6..<9, 9..<10])
         #expect(batches.flatMap { $0.inputs["x"]!.values(as: Float.self)! } == DataFixtures.pattern(samples: 0..<10, perSample: 4))
@@ -24,13 +27,34 @@ struct NumpyArchiveTests {
         let archive = try ZipArchive(url: DataFixtures.url("npz/levels.npz"))
         let entry = try #require(archive.entry(named: "\(member).npy"))
         #expect(entry.isCompressed)
-        let array = try ContiguousDatasetArray(numpy: archive.byteSource(for: entry), file: "levels.npz", key: member)
-        #expect(array.shape == [500, 10])
-        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: 500 * 40, alignment: 16)
-        defer { raw.deallocate() }
-        try array.readContiguousRows(start: 0, count: 500, into: raw)
-        let values = (0..<5000).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) }
-        #expect(values == (0..<5000).map { Int32($0 / 3) })
+        // In memory, and through a scratch file as members over the in-memory limit are.
+        for limit in [ZipArchive.inMemoryLimit, 0] {
+            let source = try archive.byteSource(for: entry, inMemoryLimit: limit)
+            #expect((source is FileByteSource) == (limit == 0))
+            let array = try ContiguousDatasetArray(numpy: source, file: "levels.npz", key: member)
+            #expect(array.shape == [500, 10])
+            let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: 500 * 40, alignment: 16)
+            defer { raw.deallocate() }
+            try array.readContiguousRows(start: 0, count: 500, into: raw)
+            let values = (0..<5000).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self) }
+            #expect(values == (0..<5000).map { Int32($0 / 3) })
+        }
+    }
+
+    @Test("a stream longer than one output piece inflates across flushes")
+    func longStream() throws {
+        // 1.2 MB of a repeating 251-byte cycle: stored blocks of 65,535 bytes, past one 1 MiB flush.
+        let original = (0..<1_200_000).map { UInt8($0 % 251) }
+        var stream: [UInt8] = []
+        var offset = 0
+        while offset < original.count {
+            let length = min(65_535, original.count - offset)
+            let isLast: UInt8 = offset + length == original.count ? 1 : 0
+            stream += [isLast, UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8((~length >> 8) & 0xFF)]
+            stream += original[offset..<(offset + length)]
+            offset += length
+        }
+        #expect(try Inflate.decompress(stream, expectedCount: original.count) == original)
     }
 
     @Test("incompressible data (deflate stored blocks) inflates exactly")
@@ -63,7 +87,8 @@ struct NumpyArchiveTests {
     static let broken: [(file: String, key: String?, message: String)] = [
         ("npz/truncated.npz", "x", "not a zip archive"),
         ("npz/garbage.npz", "x", "not a zip archive"),
-        ("npz/corrupt_deflate.npz", "x", "[x.npy]"),
+        ("npz/corrupt_deflate.npz", "x", "[x.npy]: corrupt deflate data"),
+        ("npz/understated.npz", "x", "[x.npy]: corrupt deflate data: inflates past the 100 bytes the archive declares"),
         ("npz/stored.npz", "z", "no array 'z' (has: x, y, onehot)"),
         ("npz/levels.npz", nil, "name the array for model input 'x' (has: level0, level1, level6, level9)"),
         ("npz/mismatched_count.npz", "x", "array 'x' has 10 samples but array 'y' has 9"),
@@ -88,6 +113,33 @@ struct NumpyArchiveTests {
     ])
     func malformedDeflate(stream: [UInt8]) {
         #expect(throws: NNPipeError.self) { _ = try Inflate.decompress(stream, expectedCount: 3) }
+    }
+
+    @Test("numpy's savez_compressed of random data matches the same array saved uncompressed")
+    func interopRandom() throws {
+        guard TestEnvironment.python != nil else {
+            if TestEnvironment.isCI { Issue.record("Python interop environment not found") }
+            return
+        }
+        let folder = try TestEnvironment.temporaryFolder("npz-interop")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let script = """
+            import numpy as np, sys
+            rng = np.random.default_rng(11)
+            a = rng.standard_normal((300, 7, 9)).astype('<f4')
+            b = rng.integers(-5, 5, size=(300, 40)).astype('<i2')
+            np.savez_compressed(sys.argv[1] + '/packed.npz', a=a, b=b)
+            np.savez(sys.argv[1] + '/plain.npz', a=a, b=b)
+            """
+        let result = try ProcessRunner.python(script, [folder.path])
+        try #require(result.status == 0, "\(result.standardError)")
+        let packed = try ZipArchive(url: folder.appendingPathComponent("packed.npz"))
+        let plain = try ZipArchive(url: folder.appendingPathComponent("plain.npz"))
+        for name in ["a.npy", "b.npy"] {
+            let compressed = try #require(packed.entry(named: name))
+            #expect(compressed.isCompressed)
+            #expect(try packed.contents(of: compressed) == plain.contents(of: try #require(plain.entry(named: name))))
+        }
     }
 
     @Test("CRC-32 check value")

@@ -92,8 +92,8 @@ struct NumpyReadingTests {
         ("npy/bad_magic.npy", "not a data set"),
         ("npy/bad_version.npy", ".npy format version 9.0"),
         ("npy/empty.npy", "array has no samples"),
-        ("npy/fractions.npy", "value 0.5 at element 0 is not a whole number"),
-        ("npy/large_values.npy", "value 300 at element 1 does not fit int8"),
+        ("npy/fractions.npy", "fractions.npy: array, sample 0, for input 'x': value 0.5 is not a whole number"),
+        ("npy/large_values.npy", "array, sample 0, for input 'x': value 300 does not fit int8"),
         ("not_data.bin", "not a data set"),
         ("npy/missing.npy", "data set not found"),
     ]

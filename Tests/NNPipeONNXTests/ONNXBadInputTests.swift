@@ -53,6 +53,37 @@ import Testing
         #expect(refused > bytes.count / 2)
     }
 
+    /// protobuf-c recurses without a limit: 5,000 nested sequence types would overflow its stack.
+    @Test func deepNestingIsRefused() throws {
+        func lengthDelimited(_ field: UInt8, _ length: Int) -> [UInt8] {
+            var bytes: [UInt8] = [field << 3 | 2]
+            var rest = length
+            while rest >= 0x80 {
+                bytes.append(UInt8(rest & 0x7F) | 0x80)
+                rest >>= 7
+            }
+            return bytes + [UInt8(rest)]
+        }
+        // Built inside out: TypeProto{sequence_type: Sequence{elem_type: TypeProto{...}}}.
+        var prefixes: [[UInt8]] = []
+        let innermost: [UInt8] = [0x0A, 0x02, 0x08, 0x01]
+        var size = innermost.count
+        for _ in 0..<5000 {
+            let inner = lengthDelimited(1, size)
+            let outer = lengthDelimited(4, inner.count + size)
+            prefixes.append(outer + inner)
+            size += outer.count + inner.count
+        }
+        let type = prefixes.reversed().flatMap { $0 } + innermost
+        let valueInfo = lengthDelimited(1, 1) + [0x78] + lengthDelimited(2, type.count) + type
+        let graph = lengthDelimited(11, valueInfo.count) + valueInfo
+        let model: [UInt8] = [0x08, 0x08] + lengthDelimited(7, graph.count) + graph
+        let error = try #require(throws: NNPipeError.self) {
+            try model.withUnsafeBytes { try ONNXFormat().read(serialized: $0) }
+        }
+        #expect(error.description.contains("nest deeper"), "\(error)")
+    }
+
     @Test func missingFile() throws {
         let url = URL(fileURLWithPath: "/nonexistent/model.onnx")
         let error = try #require(throws: NNPipeError.self) { try ONNXFormat().read(from: url) }

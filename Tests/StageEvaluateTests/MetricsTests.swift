@@ -53,6 +53,15 @@ struct MetricsTests {
         }
     }
 
+    @Test("a single sigmoid column is a binary classifier with threshold 0.5", arguments: [[4], [4, 1]])
+    func binary(shape: [Int]) throws {
+        var metrics = MetricsAccumulator()
+        try metrics.addAccuracy(
+            outputs: Tensor(name: "p", shape: shape, values: [Float(0.9), 0.2, 0.6, 0.5]),
+            labels: Tensor(name: "y", shape: [4], values: [Int64(1), 0, 0, 1]))
+        #expect(metrics.accuracy.accuracy() == 0.5)  // 0.6 -> 1 (wrong), 0.5 -> 0 (wrong)
+    }
+
     @Test("bad labels are errors, not wrong numbers", arguments: [
         ([3, 0, 0, 0], "label 3 of sample 0 is not a class in 0..<3"),
         ([-1, 0, 0, 0], "label -1 of sample 0"),

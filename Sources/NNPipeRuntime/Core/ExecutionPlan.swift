@@ -28,6 +28,8 @@ public final class ExecutionPlan: @unchecked Sendable {
     private let producer: [String: Int]
     private let context: ExecutionContext
     private let scheduleLock = NSLock()
+    /// Per-op timings printed to standard error after each run when `NNPIPE_PROFILE` is set.
+    private let profiler = ProcessInfo.processInfo.environment["NNPIPE_PROFILE"] != nil ? OperatorProfiler() : nil
     private var schedules: [[String]: Schedule] = [:]
 
     /// Plans `model`. Throws `.unsupported` naming the op, node and opset for anything outside
@@ -125,7 +127,9 @@ public final class ExecutionPlan: @unchecked Sendable {
             for (name, argument) in zip(step.node.inputs, arguments) where !name.isEmpty && argument == nil {
                 throw NNPipeError(.invalidData, "node '\(step.node.displayName)' needs '\(name)', which was not fed")
             }
+            let started = profiler == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             let results = try ExecutionPlan.execute(step.kernel, node: step.node, inputs: arguments, context: context)
+            profiler?.record(step.node.opType, nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
             for (name, result) in zip(step.node.outputs, results) where !name.isEmpty {
                 guard let result else { continue }
                 values[name] = result
@@ -135,6 +139,7 @@ public final class ExecutionPlan: @unchecked Sendable {
             for name in schedule.released[stepIndex] ?? [] { values[name] = nil }
         }
 
+        profiler?.report()
         var results: [String: RuntimeTensor] = [:]
         for name in wanted {
             guard let value = values[name] ?? constants[name] ?? feeds[name] else {

@@ -27,8 +27,19 @@ enum ActivationKernels {
         }
     }
 
+    /// Relu is on every CNN's hot path, so its float loop is written out where it can vectorise.
+    static func relu(_ spec: inout NodeSpec) throws -> any Kernel {
+        ClosureKernel { inputs, context in
+            let input = try inputs.required(0)
+            guard input.dataType == .float else {
+                return [try mapNumeric(input, { $0 > 0 ? $0 : 0 }, threads: context.threads)]
+            }
+            return [try mapFloats(input, threads: context.threads) { $0 > 0 ? $0 : 0 }]
+        }
+    }
+
     static let table: [String: OperatorRegistry.Factory] = [
-        "Relu": numericMap({ $0 > 0 ? $0 : 0 }, { $0 > 0 ? $0 : 0 }),
+        "Relu": relu,
         "Abs": numericMap({ Swift.abs($0) }, { Swift.abs($0) }),
         "Neg": numericMap({ -$0 }, { -$0 }),
         "LeakyRelu": floatMap { spec in

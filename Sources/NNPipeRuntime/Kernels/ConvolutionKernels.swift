@@ -73,33 +73,39 @@ enum ConvolutionKernels {
     /// One filter per channel: accumulate each tap's weighted, shifted input rows.
     static func depthwise<Element: BinaryFloatingPoint>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>, _ output: UnsafeMutablePointer<Element>,
                           planes: Int, channels: Int, geometry g: SpatialGeometry, threads: Int) {
+        let (kernelDepth, kernelHeight, kernelWidth) = (g.kernel[0], g.kernel[1], g.kernel[2])
+        let (inputDepth, inputHeight, inputWidth) = (g.input[0], g.input[1], g.input[2])
+        let (outputDepth, outputHeight, outputWidth) = (g.output[0], g.output[1], g.output[2])
+        let (strideD, strideH, strideW) = (g.strides[0], g.strides[1], g.strides[2])
+        let (dilationD, dilationH, dilationW) = (g.dilations[0], g.dilations[1], g.dilations[2])
+        let (padD, padH, padW) = (g.padBegin[0], g.padBegin[1], g.padBegin[2])
         parallelChunks(planes, threads: planes * g.outputSize >= parallelElementThreshold / 4 ? threads : 1) { range in
             for plane in range {
                 let input = source + plane * g.inputSize
                 let weights = filter + (plane % channels) * g.kernelSize
                 let destination = output + plane * g.outputSize
                 destination.update(repeating: 0, count: g.outputSize)
-                for kd in 0..<g.kernel[0] {
-                    for kh in 0..<g.kernel[1] {
-                        for kw in 0..<g.kernel[2] {
-                            let weight = weights[(kd * g.kernel[1] + kh) * g.kernel[2] + kw]
-                            let offsetW = kw * g.dilations[2] - g.padBegin[2]
+                for kd in 0..<kernelDepth {
+                    for kh in 0..<kernelHeight {
+                        for kw in 0..<kernelWidth {
+                            let weight = weights[(kd * kernelHeight + kh) * kernelWidth + kw]
+                            let offsetW = kw * dilationW - padW
                             // Output columns whose tap lands inside the row.
-                            let first = max(0, (-offsetW + g.strides[2] - 1) / g.strides[2])
-                            let last = min(g.output[2], (g.input[2] - offsetW + g.strides[2] - 1) / g.strides[2])
+                            let first = max(0, (-offsetW + strideW - 1) / strideW)
+                            let last = min(outputWidth, (inputWidth - offsetW + strideW - 1) / strideW)
                             guard first < last else { continue }
-                            for od in 0..<g.output[0] {
-                                let id = od * g.strides[0] - g.padBegin[0] + kd * g.dilations[0]
-                                if id < 0 || id >= g.input[0] { continue }
-                                for oh in 0..<g.output[1] {
-                                    let ih = oh * g.strides[1] - g.padBegin[1] + kh * g.dilations[1]
-                                    if ih < 0 || ih >= g.input[1] { continue }
-                                    let row = input + (id * g.input[1] + ih) * g.input[2] + offsetW
-                                    let outputRow = destination + (od * g.output[1] + oh) * g.output[2]
-                                    if g.strides[2] == 1 {
+                            for od in 0..<outputDepth {
+                                let id = od * strideD - padD + kd * dilationD
+                                if id < 0 || id >= inputDepth { continue }
+                                for oh in 0..<outputHeight {
+                                    let ih = oh * strideH - padH + kh * dilationH
+                                    if ih < 0 || ih >= inputHeight { continue }
+                                    let row = input + (id * inputHeight + ih) * inputWidth + offsetW
+                                    let outputRow = destination + (od * outputHeight + oh) * outputWidth
+                                    if strideW == 1 {
                                         for ow in first..<last { outputRow[ow] += weight * row[ow] }
                                     } else {
-                                        for ow in first..<last { outputRow[ow] += weight * row[ow * g.strides[2]] }
+                                        for ow in first..<last { outputRow[ow] += weight * row[ow * strideW] }
                                     }
                                 }
                             }

@@ -21,6 +21,11 @@ enum PoolingKernels {
                 let shape = Array(input.shape[..<2]) + geometry.outputSpatialShape
                 let result = RuntimeTensor(dataType: .float, shape: shape)
                 let indices = wantsIndices ? RuntimeTensor(dataType: .int64, shape: shape) : nil
+                let windows = (0..<3).map { axis in
+                    AxisWindows(input: geometry.input[axis], output: geometry.output[axis], kernel: geometry.kernel[axis],
+                                stride: geometry.strides[axis], dilation: geometry.dilations[axis],
+                                padBegin: geometry.padBegin[axis], padEnd: geometry.padEnd[axis])
+                }
                 input.withUnsafeBuffer(of: Float.self) { source in
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
                         let indexPointer = indices?.storage.bytes.baseAddress?.assumingMemoryBound(to: Int64.self)
@@ -28,7 +33,7 @@ enum PoolingKernels {
                             for plane in range {
                                 poolPlane(source.baseAddress! + plane * geometry.inputSize, output.baseAddress! + plane * geometry.outputSize,
                                           indexPointer.map { $0 + plane * geometry.outputSize }, planeOffset: plane * geometry.inputSize,
-                                          geometry: geometry, maximum: maximum, includePad: includePad, columnMajor: columnMajor)
+                                          windows: windows, geometry: geometry, maximum: maximum, includePad: includePad, columnMajor: columnMajor)
                             }
                         }
                     }
@@ -39,49 +44,80 @@ enum PoolingKernels {
         }
     }
 
+    /// Per axis and output index: the kernel taps that land inside the input (a contiguous range,
+    /// since positions grow with the tap) and how many land inside input plus explicit pads.
+    struct AxisWindows {
+        var first: [Int] = []
+        var last: [Int] = []
+        var paddedCount: [Int] = []
+        var start: [Int] = []
+
+        init(input: Int, output: Int, kernel: Int, stride: Int, dilation: Int, padBegin: Int, padEnd: Int) {
+            for index in 0..<output {
+                let origin = index * stride - padBegin
+                var low = kernel, high = 0, padded = 0
+                for tap in 0..<kernel {
+                    let position = origin + tap * dilation
+                    if position >= 0 && position < input {
+                        low = min(low, tap)
+                        high = max(high, tap + 1)
+                    }
+                    if position >= -padBegin && position < input + padEnd { padded += 1 }
+                }
+                first.append(low < high ? low : 0)
+                last.append(low < high ? high : 0)
+                paddedCount.append(padded)
+                start.append(origin)
+            }
+        }
+    }
+
     static func poolPlane(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ indices: UnsafeMutablePointer<Int64>?,
-                          planeOffset: Int, geometry g: SpatialGeometry, maximum: Bool, includePad: Bool, columnMajor: Bool) {
+                          planeOffset: Int, windows: [AxisWindows], geometry g: SpatialGeometry, maximum: Bool, includePad: Bool,
+                          columnMajor: Bool) {
+        let depthWindows = windows[0], heightWindows = windows[1], widthWindows = windows[2]
+        let inputHeight = g.input[1], inputWidth = g.input[2], inputDepth = g.input[0]
+        let dilationD = g.dilations[0], dilationH = g.dilations[1], dilationW = g.dilations[2]
+        let outputD = g.output[0], outputH = g.output[1], outputW = g.output[2]
         var position = 0
-        for od in 0..<g.output[0] {
-            for oh in 0..<g.output[1] {
-                for ow in 0..<g.output[2] {
-                    var best = -Float.infinity
-                    var bestIndex = -1
-                    var total: Float = 0
-                    var count = 0
-                    for kd in 0..<g.kernel[0] {
-                        let id = od * g.strides[0] - g.padBegin[0] + kd * g.dilations[0]
-                        let depthInside = id >= 0 && id < g.input[0]
-                        let depthPadded = id >= -g.padBegin[0] && id < g.input[0] + g.padEnd[0]
-                        for kh in 0..<g.kernel[1] {
-                            let ih = oh * g.strides[1] - g.padBegin[1] + kh * g.dilations[1]
-                            let heightInside = ih >= 0 && ih < g.input[1]
-                            let heightPadded = ih >= -g.padBegin[1] && ih < g.input[1] + g.padEnd[1]
-                            for kw in 0..<g.kernel[2] {
-                                let iw = ow * g.strides[2] - g.padBegin[2] + kw * g.dilations[2]
-                                if depthInside && heightInside && iw >= 0 && iw < g.input[2] {
-                                    let index = (id * g.input[1] + ih) * g.input[2] + iw
-                                    let value = input[index]
-                                    if maximum {
-                                        if value > best || bestIndex < 0 {
-                                            best = value
-                                            bestIndex = columnMajor ? (iw * g.input[1] + ih) * g.input[0] + id : index
-                                        }
-                                    } else {
-                                        total += value
-                                        count += 1
+        for od in 0..<outputD {
+            let dStart = depthWindows.start[od], dFirst = depthWindows.first[od], dLast = depthWindows.last[od]
+            for oh in 0..<outputH {
+                let hStart = heightWindows.start[oh], hFirst = heightWindows.first[oh], hLast = heightWindows.last[oh]
+                for ow in 0..<outputW {
+                    let wStart = widthWindows.start[ow], wFirst = widthWindows.first[ow], wLast = widthWindows.last[ow]
+                    if maximum {
+                        var best = -Float.infinity
+                        var bestIndex = -1
+                        for kd in dFirst..<dLast {
+                            let id = dStart + kd * dilationD
+                            for kh in hFirst..<hLast {
+                                let ih = hStart + kh * dilationH
+                                let row = (id * inputHeight + ih) * inputWidth
+                                for kw in wFirst..<wLast {
+                                    let iw = wStart + kw * dilationW
+                                    let value = input[row + iw]
+                                    if value > best || bestIndex < 0 {
+                                        best = value
+                                        bestIndex = columnMajor ? (iw * inputHeight + ih) * inputDepth + id : row + iw
                                     }
-                                } else if includePad && depthPadded && heightPadded
-                                            && iw >= -g.padBegin[2] && iw < g.input[2] + g.padEnd[2] {
-                                    count += 1
                                 }
                             }
                         }
-                    }
-                    if maximum {
                         output[position] = best
                         indices?[position] = Int64(planeOffset + max(bestIndex, 0))
                     } else {
+                        var total: Float = 0
+                        for kd in dFirst..<dLast {
+                            let id = dStart + kd * dilationD
+                            for kh in hFirst..<hLast {
+                                let row = (id * inputHeight + hStart + kh * dilationH) * inputWidth + wStart
+                                for kw in wFirst..<wLast { total += input[row + kw * dilationW] }
+                            }
+                        }
+                        let count = includePad
+                            ? depthWindows.paddedCount[od] * heightWindows.paddedCount[oh] * widthWindows.paddedCount[ow]
+                            : (dLast - dFirst) * (hLast - hFirst) * (wLast - wFirst)
                         output[position] = count > 0 ? total / Float(count) : 0
                     }
                     position += 1

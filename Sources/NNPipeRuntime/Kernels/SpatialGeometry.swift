@@ -139,34 +139,44 @@ struct SpatialGeometry: Sendable {
         let outputCount = outputSize
         let kernelCount = kernelSize
         let work = channels * kernelCount
+        // Locals, not array properties, inside the loops: no bounds checks or reference counting there.
+        let (inputDepth, inputHeight, inputWidth) = (input[0], input[1], input[2])
+        let (outputDepth, outputHeight, outputWidth) = (output[0], output[1], output[2])
+        let (kernelHeight, kernelWidth) = (kernel[1], kernel[2])
+        let (strideD, strideH, strideW) = (strides[0], strides[1], strides[2])
+        let (dilationD, dilationH, dilationW) = (dilations[0], dilations[1], dilations[2])
+        let (padD, padH, padW) = (padBegin[0], padBegin[1], padBegin[2])
+        let planeSize = inputSize
         parallelChunks(work, threads: work * outputCount >= parallelElementThreshold ? threads : 1) { rows in
             for row in rows {
                 let channel = row / kernelCount
                 var offset = row % kernelCount
-                let kw = offset % kernel[2]; offset /= kernel[2]
-                let kh = offset % kernel[1]
-                let kd = offset / kernel[1]
-                let plane = image + channel * inputSize
+                let kw = offset % kernelWidth; offset /= kernelWidth
+                let kh = offset % kernelHeight
+                let kd = offset / kernelHeight
+                let plane = image + channel * planeSize
                 var destination = columns + row * outputCount
-                for od in 0..<output[0] {
-                    let id = od * strides[0] - padBegin[0] + kd * dilations[0]
-                    for oh in 0..<output[1] {
-                        let ih = oh * strides[1] - padBegin[1] + kh * dilations[1]
-                        if id < 0 || id >= input[0] || ih < 0 || ih >= input[1] {
-                            destination.update(repeating: 0, count: output[2])
+                let start = kw * dilationW - padW
+                // Output columns whose tap lands inside the row.
+                let firstColumn = min(outputWidth, max(0, (-start + strideW - 1) / strideW))
+                let lastColumn = max(firstColumn, min(outputWidth, (inputWidth - start + strideW - 1) / strideW))
+                for od in 0..<outputDepth {
+                    let id = od * strideD - padD + kd * dilationD
+                    for oh in 0..<outputHeight {
+                        let ih = oh * strideH - padH + kh * dilationH
+                        if id < 0 || id >= inputDepth || ih < 0 || ih >= inputHeight {
+                            destination.update(repeating: 0, count: outputWidth)
                         } else {
-                            let source = plane + (id * input[1] + ih) * input[2]
-                            let start = kw * dilations[2] - padBegin[2]
-                            if strides[2] == 1 && start >= 0 && start + output[2] <= input[2] {
-                                destination.update(from: source + start, count: output[2])
+                            let source = plane + (id * inputHeight + ih) * inputWidth + start
+                            for ow in 0..<firstColumn { destination[ow] = 0 }
+                            if strideW == 1 {
+                                (destination + firstColumn).update(from: source + firstColumn, count: lastColumn - firstColumn)
                             } else {
-                                for ow in 0..<output[2] {
-                                    let iw = ow * strides[2] + start
-                                    destination[ow] = iw >= 0 && iw < input[2] ? source[iw] : 0
-                                }
+                                for ow in firstColumn..<lastColumn { destination[ow] = source[ow * strideW] }
                             }
+                            for ow in lastColumn..<outputWidth { destination[ow] = 0 }
                         }
-                        destination += output[2]
+                        destination += outputWidth
                     }
                 }
             }

@@ -1,1 +1,0 @@
-// NNPipeTraining: reverse-mode gradients (issue 8).

@@ -1,1 +1,0 @@
-// StageCalibrate: see its issue.

@@ -1,1 +1,0 @@
-// StageQuantize: see its issue.
