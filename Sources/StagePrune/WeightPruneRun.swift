@@ -66,7 +66,7 @@ extension PruneStage {
         let patternText = request.pattern.map { " in \($0) pattern" } ?? ""
         let summary = deferred
             ? "masks ready for \(selection.layers.count) layers; fine-tuning raises sparsity to \(PruneReport.percent(schedule!.finalSparsity))"
-            : "pruned \(PruneReport.percent(achieved)) of \(PruneReport.count(total)) weights in \(selection.layers.count) layers\(patternText)"
+            : "pruned \(PruneReport.percent(achieved)) of \(PruneReport.count(total)) weights in \(selection.layers.count) layer\(selection.layers.count == 1 ? "" : "s")\(patternText)"
         var warnings: [String] = []
         if !macsBefore.unknownNodes.isEmpty {
             warnings.append("MACs not counted for \(macsBefore.unknownNodes.count) layers with unknown shapes")
