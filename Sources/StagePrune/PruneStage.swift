@@ -99,8 +99,11 @@ public struct PruneStage: Stage {
 
         switch granularity {
         case .weight:
-            for name in ["channel_ratio", "target_macs"] where options.has(name) {
+            for name in ["channel_ratio", "target_macs", "dataset"] where options.has(name) {
                 throw options.error(name, "applies to granularity 'channel'; this stage prunes individual weights (granularity 'weight')")
+            }
+            if criterion != .l1 {
+                throw options.error("criterion", "applies to granularity 'channel'; weights are ranked by magnitude")
             }
             if let implied = pattern?.impliedSparsity {
                 if let sparsity, abs(sparsity - implied) > 1e-9 {
@@ -111,6 +114,12 @@ public struct PruneStage: Stage {
         case .channel:
             for name in ["sparsity", "pattern", "max_sparsity", "schedule"] where options.has(name) {
                 throw options.error(name, "applies to granularity 'weight'; channel pruning takes channel_ratio or target_macs")
+            }
+            for name in ["include_first_last", "prune_depthwise"] where options.bool(name) == true {
+                throw options.error(name, "applies to granularity 'weight'; channel pruning always keeps graph inputs and outputs and prunes depthwise convs with their producers")
+            }
+            if options.string("scope") == "global" {
+                throw options.error("scope", "applies to granularity 'weight'; channel_ratio is taken in every dependency group")
             }
             if options.has("channel_ratio") == options.has("target_macs") {
                 throw options.error(options.has("channel_ratio") ? "target_macs" : "channel_ratio",
