@@ -97,6 +97,12 @@ public enum ChannelSurgery {
         }
 
         if mode == .remove {
+            // IR <= 3 lists initializers as graph inputs too; their declared shapes follow the data.
+            let shrunk = graph.initializerIndex()
+            for (position, input) in graph.inputs.enumerated() {
+                guard let tensorPosition = shrunk[input.name], case .tensor(let type, _) = input.type else { continue }
+                graph.inputs[position].type = .tensor(elementType: type, shape: graph.initializers[tensorPosition].shape.map { .fixed($0) })
+            }
             // Declared shapes of intermediate values follow their new channel counts.
             for (position, info) in graph.valueInfo.enumerated() {
                 guard let space = dependencies.spaces[info.name], !removed(info.name).isEmpty,

@@ -236,3 +236,18 @@ struct CombinedPruningTests {
         #expect(zip(keep, try #require(weight.floatValues())).allSatisfy { $0 == 1 || $1 == 0 })
     }
 }
+
+struct LegacyInputTests {
+    @Test func initializersListedAsInputsKeepMatchingShapes() throws {
+        var model = ChannelModels.concatSameTensorTwice()
+        for tensor in model.graph.initializers {
+            model.graph.inputs.append(ValueInfo(name: tensor.name, type: .tensor(elementType: .float, shape: tensor.shape.map { .fixed($0) })))
+        }
+        _ = try runStage(["granularity": .string("channel"), "channel_ratio": .number(0.5)], on: &model)
+        for input in model.graph.inputs {
+            guard let tensor = model.graph.initializer(named: input.name) else { continue }
+            #expect(input.type.tensorShape?.compactMap(\.fixedValue) == tensor.shape, "\(input.name)")
+        }
+        #expect(model.graph.initializer(named: "consumer.weight")?.shape == [4, 8, 3, 3])
+    }
+}
