@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(
             name: "StagePruneTests",
             dependencies: [
-                "NNPipeTestKit", "NNPipeCore", "StagePrune", "NNPipeRuntime",
+                "NNPipeTestKit", "NNPipeCore", "StagePrune", "NNPipeRuntime", "NNPipeONNX", "NNPipeKeras",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(

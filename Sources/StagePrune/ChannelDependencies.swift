@@ -48,6 +48,7 @@ struct ChannelDependencies {
     /// Why channels were frozen (first few reasons, for the report).
     var frozenReasons: [String] = []
     let shapes: [String: [Int]]
+    private var graphInputs: Set<String> = []
 
     init(graph: Graph, exclude: [String]) {
         shapes = StaticShapes.infer(graph)
@@ -57,18 +58,25 @@ struct ChannelDependencies {
         for node in graph.nodes { for input in node.inputs { uses[input, default: 0] += 1 } }
         for output in graph.outputs { uses[output.name, default: 0] += 1 }
 
-        for input in graph.runtimeInputs {
-            if let shape = shapes[input.name], shape.count >= 2 {
-                let space = addSpace(input.name, axis: 1, count: shape[1])
-                freeze(space, "graph input '\(input.name)'")
-            }
-        }
+        // Graph inputs get no space up front (their channel axis is unknown, NHWC for Keras);
+        // a node that needs one makes a frozen space on the axis it reads (`frozenSpace`).
+        graphInputs = Set(graph.runtimeInputs.map(\.name))
         for (index, node) in graph.nodes.enumerated() {
             analyze(node, index: index, graph: graph, constants: constants, uses: uses, exclude: exclude)
         }
         for output in graph.outputs {
             if let space = spaces[output.name] { freeze(space, "graph output '\(output.name)'") }
         }
+    }
+
+    /// The space of `value`, or a new frozen one on `axis` for a value no rule traced to a filter
+    /// (graph inputs, outputs of ops the analysis does not know): its channels can never go.
+    mutating func frozenSpace(_ value: String, axis: Int) -> ChannelSpace? {
+        if let space = spaces[value] { return space }
+        guard let shape = shapes[value], axis >= 0, axis < shape.count else { return nil }
+        let space = addSpace(value, axis: axis, count: shape[axis])
+        freeze(space, graphInputs.contains(value) ? "graph input '\(value)'" : "'\(value)' comes from an op the analysis does not follow")
+        return space
     }
 
     // MARK: Union-find over atoms
@@ -143,7 +151,7 @@ struct ChannelDependencies {
             let bias = node.inputs.count > 2 && !node.inputs[2].isEmpty ? node.inputs[2] : nil
             if let bias, owned(bias) == nil { return opaque("\(node.displayName): shared bias") }
             let out = addSpace(output, axis: 1, count: weight.shape[0])
-            let input = inputSpaces[0]
+            let input = inputSpaces[0] ?? frozenSpace(node.inputs[0], axis: 1)
             if group == 1 {
                 if let input, input.axis == 1, input.count == weight.shape[1] {
                     edits.append(.tensorAxis(tensor: weight.name, axis: 1, space: input.value, zeroInMask: true))
@@ -229,7 +237,10 @@ struct ChannelDependencies {
         case "Add", "Sub", "Mul", "Div", "Sum", "Max", "Min", "PRelu", "Mean":
             guard let outputShape, let lead = inputSpaces.compactMap({ $0 }).first,
                 let leadShape = shapes[lead.value]
-            else { return opaque("\(node.displayName): element-wise op without static shapes") }
+            else {
+                if inputSpaces.allSatisfy({ $0 == nil }) { return }  // nothing traced to a filter flows here
+                return opaque("\(node.displayName): element-wise op without static shapes")
+            }
             let axis = outputShape.count - leadShape.count + lead.axis
             guard axis >= 0, axis < outputShape.count, outputShape[axis] == lead.count else {
                 return opaque("\(node.displayName): broadcast across the channel axis")
@@ -239,7 +250,8 @@ struct ChannelDependencies {
                 guard let shape = shapes[name] else { opaque("\(node.displayName): input '\(name)' without static shape"); freeze(out, "\(node.displayName)"); continue }
                 let aligned = shape.count - (outputShape.count - axis)
                 let extent = aligned >= 0 && aligned < shape.count ? shape[aligned] : 1
-                if let space = inputSpaces[position] {
+                let space = inputSpaces[position] ?? (constants[name] == nil && extent != 1 && aligned >= 0 ? frozenSpace(name, axis: aligned) : nil)
+                if let space {
                     if extent == 1 { freeze(space, "\(node.displayName): broadcasts a channel") ; continue }
                     if space.axis != aligned || !joinAligned(space, out) { freeze(space, "\(node.displayName)"); freeze(out, "\(node.displayName)") }
                 } else if extent == 1 {
@@ -257,13 +269,14 @@ struct ChannelDependencies {
             if axis < 0 { axis += outputShape.count }
             let channelAxes = Set(inputSpaces.compactMap { $0?.axis })
             guard channelAxes.count <= 1 else { return opaque("\(node.displayName): inputs disagree on the channel axis") }
-            let channelAxis = channelAxes.first ?? axis
+            guard let channelAxis = channelAxes.first else { return }
             if axis == channelAxis {
                 let out = addSpace(output, axis: axis, count: outputShape[axis])
                 var offset = 0
                 for (position, name) in node.inputs.enumerated() {
                     let count = shapes[name]?[axis] ?? 0
-                    if let space = inputSpaces[position], space.count == count {
+                    let space = inputSpaces[position] ?? (constants[name] == nil ? frozenSpace(name, axis: axis) : nil)
+                    if let space, space.count == count {
                         for channel in 0..<count { join(space.base + channel, out.base + offset + channel) }
                     } else {
                         // A constant or unknown part: its channels in the output stay.
@@ -272,9 +285,13 @@ struct ChannelDependencies {
                     offset += count
                 }
             } else {
-                guard inputSpaces.allSatisfy({ $0 != nil }), let first = inputSpaces[0] else { return opaque("\(node.displayName): Concat of unknown channels") }
-                let out = addSpace(output, axis: channelAxis, count: first.count)
-                for space in inputSpaces { if !joinAligned(space!, out) { freeze(out, "\(node.displayName)") } }
+                let out = addSpace(output, axis: channelAxis, count: outputShape[channelAxis])
+                for name in node.inputs {
+                    guard let space = spaces[name] ?? frozenSpace(name, axis: channelAxis), joinAligned(space, out) else {
+                        freeze(out, "\(node.displayName): inputs disagree on channels")
+                        continue
+                    }
+                }
             }
 
         case "Split":
@@ -317,21 +334,38 @@ struct ChannelDependencies {
 
         case "Flatten", "Reshape":
             guard let input = inputSpaces[0], let inputShape = shapes[node.inputs[0]], let outputShape,
-                outputShape.count == 2, input.axis == 1, inputShape.count >= 2, outputShape[0] == inputShape[0],
+                outputShape.count == 2, input.axis >= 1, inputShape.count >= 2, outputShape[0] == inputShape[0],
+                outputShape[1] == inputShape.dropFirst().reduce(1, *),
                 node.opType == "Flatten" ? (node.attribute("axis")?.intValue ?? 1) == 1 : true
-            else { return opaque("\(node.displayName): reshape that is not a flatten of NC...") }
-            // Feature f = c·S + p for channel c at spatial position p (NCHW order).
-            let spatial = inputShape.dropFirst(2).reduce(1, *)
-            let out = addSpace(output, axis: 1, count: input.count * spatial)
-            for channel in 0..<input.count {
-                for position in 0..<spatial { join(input.base + channel, out.base + channel * spatial + position) }
-            }
+            else { return opaque("\(node.displayName): reshape that is not a flatten to [batch, features]") }
+            // Row-major: feature f holds channel (f / inner) % C, inner = product of the axes after the channel axis.
+            let inner = inputShape[(input.axis + 1)...].reduce(1, *)
+            let out = addSpace(output, axis: 1, count: outputShape[1])
+            for feature in 0..<out.count { join(input.base + (feature / inner) % input.count, out.base + feature) }
             if node.opType == "Reshape" {
                 guard node.inputs.count > 1, let target = owned(node.inputs[1])?.integerValues(), target.count == 2 else {
                     return freeze(input, "\(node.displayName): shared or computed reshape target")
                 }
                 if target[1] > 0 { edits.append(.reshapeFeatures(node: index, output: out.value, position: 1)) }
             }
+
+        case "Transpose":
+            guard let input = inputSpaces[0], let inputShape = shapes[node.inputs[0]] else { return }
+            let permutation = node.attribute("perm")?.intsValue?.map { Int($0) } ?? Array((0..<inputShape.count).reversed())
+            guard let axis = permutation.firstIndex(of: input.axis) else { return opaque("\(node.displayName): bad perm") }
+            _ = joinAligned(input, addSpace(output, axis: axis, count: input.count))
+
+        case "Pad":
+            guard let input = inputSpaces[0], let inputShape = shapes[node.inputs[0]] else { return }
+            let pads = node.inputs.count > 1 ? constants[node.inputs[1]]?.integerValues() : node.attribute("pads")?.intsValue
+            let axes = node.inputs.count > 3 && !node.inputs[3].isEmpty
+                ? constants[node.inputs[3]]?.integerValues()?.map { Int($0 < 0 ? $0 + Int64(inputShape.count) : $0) }
+                : Array(0..<inputShape.count)
+            guard let pads, let axes, pads.count == 2 * axes.count else { return opaque("\(node.displayName): computed pads") }
+            if let position = axes.firstIndex(of: input.axis), pads[position] != 0 || pads[position + axes.count] != 0 {
+                return opaque("\(node.displayName): pads the channel axis")
+            }
+            _ = joinAligned(input, addSpace(output, axis: input.axis, count: input.count))
 
         default:
             opaque("\(node.displayName) (\(node.opType))")

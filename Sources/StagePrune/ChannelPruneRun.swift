@@ -29,6 +29,10 @@ extension PruneStage {
             throw NNPipeError(.stageFailed, "no channel could be removed: \(plan.unitCount) removable channel groups\(plan.frozenReasons.isEmpty ? "" : "; kept because of " + plan.frozenReasons.prefix(5).joined(separator: ", "))", path: path)
         }
         try GraphCheck.validate(pruned)
+        var warnings: [String] = []
+        let proof = try proveEquivalence(original: model, pruned: pruned, plan: plan, dependencies: dependencies, context: context)
+        if proof == nil { warnings.append("masked-vs-removed check skipped: nnpipe's runtime cannot run this model with a generated input") }
+        let latency = PruneReport.latency(before: model, after: pruned, context: context)
         model = pruned
         let statisticsAfter = ModelStatistics(model)
         let macsAfter = MACCounter.count(model.graph)
@@ -56,12 +60,29 @@ extension PruneStage {
             ])
         })))
         details.append(("kept_because", .array(plan.frozenReasons.map { .string($0) })))
+        details.append(("equivalence_max_difference", proof.map { .number(Double($0)) } ?? .null))
+        details += latency
         let macRatio = macsBefore.total == 0 ? 1 : Double(macsAfter.total) / Double(macsBefore.total)
         let parameterRatio = statisticsBefore.parameterCount == 0 ? 1 : Double(statisticsAfter.parameterCount) / Double(statisticsBefore.parameterCount)
         return StageResult(
             summary: "removed \(plan.removedUnitCount) of \(plan.unitCount) channel groups: parameters \(PruneReport.percent(parameterRatio)), MACs \(PruneReport.percent(macRatio)) of before",
             details: details,
-            warnings: macsBefore.unknownNodes.isEmpty ? [] : ["MACs not counted for \(macsBefore.unknownNodes.count) layers with unknown shapes"])
+            warnings: warnings + (macsBefore.unknownNodes.isEmpty ? [] : ["MACs not counted for \(macsBefore.unknownNodes.count) layers with unknown shapes"]))
+    }
+
+    /// Runs the masked model (same channels zeroed) and the pruned one on a seeded input; they
+    /// must agree, or the dependency analysis missed a coupling. Nil when the runtime cannot run them.
+    private func proveEquivalence(original: Model, pruned: Model, plan: ChannelPlan, dependencies: ChannelDependencies, context: StageContext) throws -> Float? {
+        guard let feeds = RuntimeProbe.inputs(for: original) else { return nil }
+        context.progress.update("checking the pruned model against the masked model")
+        var masked = original
+        try ChannelSurgery.apply(plan, dependencies: dependencies, to: &masked, mode: .mask)
+        guard let (difference, magnitude) = try? RuntimeProbe.difference(masked, pruned, feeds: feeds) else { return nil }
+        // Summation order differs once zero terms are gone; beyond float noise it is a real break.
+        if !(difference <= 1e-4 * max(1, magnitude)) {
+            throw NNPipeError(.internalError, "the pruned model's outputs differ from the masked model's by \(difference) (outputs up to \(magnitude)); the channel dependency analysis missed a coupling", path: path)
+        }
+        return difference
     }
 
     /// The smallest channel ratio whose pruned model keeps at most `target_macs` of the MACs.

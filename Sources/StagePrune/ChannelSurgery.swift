@@ -35,6 +35,10 @@ public enum ChannelSurgery {
                 switch mode {
                 case .remove:
                     replaceInitializer(tensor) { TensorEditing.keeping($0, axis: axis, indices: kept(space)) }
+                    // An earlier unstructured mask shrinks with its weight, so fine-tuning still honours it.
+                    if let mask = model.annotations.pruningMasks[tensor] {
+                        model.annotations.pruningMasks[tensor] = TensorEditing.keeping(mask, axis: axis, indices: kept(space))
+                    }
                 case .mask where zeroInMask:
                     replaceInitializer(tensor) { TensorEditing.zeroing($0, axis: axis, indices: Set(removed(space))) }
                 case .mask:
@@ -93,6 +97,12 @@ public enum ChannelSurgery {
         }
 
         if mode == .remove {
+            // IR <= 3 lists initializers as graph inputs too; their declared shapes follow the data.
+            let shrunk = graph.initializerIndex()
+            for (position, input) in graph.inputs.enumerated() {
+                guard let tensorPosition = shrunk[input.name], case .tensor(let type, _) = input.type else { continue }
+                graph.inputs[position].type = .tensor(elementType: type, shape: graph.initializers[tensorPosition].shape.map { .fixed($0) })
+            }
             // Declared shapes of intermediate values follow their new channel counts.
             for (position, info) in graph.valueInfo.enumerated() {
                 guard let space = dependencies.spaces[info.name], !removed(info.name).isEmpty,
@@ -100,12 +110,6 @@ public enum ChannelSurgery {
                 else { continue }
                 shape[space.axis] = .fixed(keptCount(info.name))
                 graph.valueInfo[position].type = .tensor(elementType: type, shape: shape)
-            }
-            // Masks of an earlier prune stage no longer match the shrunk weights.
-            for name in model.annotations.pruningMasks.keys {
-                if let tensor = graph.initializer(named: name), tensor.shape != model.annotations.pruningMasks[name]!.shape {
-                    model.annotations.pruningMasks[name] = nil
-                }
             }
         }
         model.graph = graph

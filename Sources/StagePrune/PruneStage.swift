@@ -3,14 +3,26 @@ import NNPipeCore
 /// The `prune` stage: magnitude pruning of Conv/Gemm/MatMul weights (unstructured, block or N:M)
 /// or structured removal of whole channels that physically shrinks the graph.
 /// Register it with `StageDescriptor(PruneStage.self)`.
+///
+/// - Weights: every selected layer (layer scope) or the pool of all of them (global scope)
+///   loses exactly round_half_even(sparsity · count) weights; among equal magnitudes the lower
+///   flat index (then the earlier layer) goes first, so ties never make it undershoot. The first
+///   and last prunable layers, biases, BatchNormalization and depthwise weights stay unless asked.
+///   Keep masks go to `annotations.pruningMasks`, the schedule to `annotations.pruningSchedule`.
+/// - Channels: layers whose channels are coupled (residual Add/Mul, Concat, Split, Slice, depthwise,
+///   BN, Flatten -> Dense) form one dependency group; `channel_ratio` of each group's channel sets
+///   go, lowest criterion first. The stage proves the result on the runtime: the shrunk model's
+///   outputs equal the masked model's (same channels zeroed).
+/// - It throws rather than doing less: no prunable weights, 0 weights pruned, a target missed
+///   beyond rounding, a pattern that does not tile a weight, or a layer left with no channel.
 public struct PruneStage: Stage {
     public static let kind = "prune"
-    public static let summary = "Zero the smallest weights (unstructured, block, N:M) or remove whole channels"
+    public static let summary = "Zero the smallest weights (unstructured, block, N:M) or remove whole channels and shrink the model"
     public static let descriptor = StageDescriptor(PruneStage.self)
 
     public static let options: [OptionSpec] = [
         OptionSpec("sparsity", .number, minimum: 0, maximum: 1, exclusiveMaximum: true,
-                   help: "fraction of prunable weights to zero (granularity weight); N:M patterns imply 1 - N/M"),
+                   help: "fraction of prunable weights to zero, exactly round-half-even of the count, ties to the lower index (granularity weight); N:M patterns imply 1 - N/M"),
         OptionSpec("scope", .choice(["layer", "global"]), default: .string("layer"),
                    help: "layer: every layer reaches the sparsity; global: rank all prunable weights together"),
         OptionSpec("pattern", .choice(SparsityPattern.names),
@@ -18,9 +30,9 @@ public struct PruneStage: Stage {
         OptionSpec("granularity", .choice(["weight", "channel"]), default: .string("weight"),
                    help: "weight: zero individual weights; channel: remove whole output channels and shrink the graph"),
         OptionSpec("criterion", .choice(["l1", "l2", "bn_scale", "taylor"]), default: .string("l1"),
-                   help: "channel importance: filter L1 or L2 norm, |BatchNormalization scale|, or Taylor (needs dataset)"),
+                   help: "channel importance: filter L1 or L2 norm, BatchNormalization scale magnitude, or taylor (needs dataset; not implemented yet)"),
         OptionSpec("channel_ratio", .number, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true,
-                   help: "fraction of channels to remove in every dependency group (granularity channel)"),
+                   help: "fraction of the channels to remove in every dependency group of coupled layers (granularity channel)"),
         OptionSpec("target_macs", .number, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true,
                    help: "keep at most this fraction of the model's multiply-accumulates (granularity channel)"),
         OptionSpec("exclude", .stringList,
@@ -35,7 +47,7 @@ public struct PruneStage: Stage {
             OptionSpec("end_step", .integer, minimum: 0, help: "last training step that prunes"),
             OptionSpec("frequency", .integer, minimum: 1, help: "steps between mask updates"),
             OptionSpec("power", .number, minimum: 0, exclusiveMinimum: true, help: "decay exponent (3)"),
-        ]), help: "how fine-tuning raises sparsity; the stage prunes to the schedule's sparsity at step 0 now"),
+        ]), help: "gradual pruning for fine-tuning: kind (constant or polynomial), initial_sparsity, final_sparsity, begin_step, end_step, frequency, power (3); the stage prunes to the step-0 sparsity now"),
         OptionSpec("include_first_last", .boolean, default: .bool(false),
                    help: "also prune the first and last prunable layers (granularity weight)"),
         OptionSpec("prune_depthwise", .boolean, default: .bool(false),
@@ -87,8 +99,11 @@ public struct PruneStage: Stage {
 
         switch granularity {
         case .weight:
-            for name in ["channel_ratio", "target_macs"] where options.has(name) {
+            for name in ["channel_ratio", "target_macs", "dataset"] where options.has(name) {
                 throw options.error(name, "applies to granularity 'channel'; this stage prunes individual weights (granularity 'weight')")
+            }
+            if criterion != .l1 {
+                throw options.error("criterion", "applies to granularity 'channel'; weights are ranked by magnitude")
             }
             if let implied = pattern?.impliedSparsity {
                 if let sparsity, abs(sparsity - implied) > 1e-9 {
@@ -99,6 +114,12 @@ public struct PruneStage: Stage {
         case .channel:
             for name in ["sparsity", "pattern", "max_sparsity", "schedule"] where options.has(name) {
                 throw options.error(name, "applies to granularity 'weight'; channel pruning takes channel_ratio or target_macs")
+            }
+            for name in ["include_first_last", "prune_depthwise"] where options.bool(name) == true {
+                throw options.error(name, "applies to granularity 'weight'; channel pruning always keeps graph inputs and outputs and prunes depthwise convs with their producers")
+            }
+            if options.string("scope") == "global" {
+                throw options.error("scope", "applies to granularity 'weight'; channel_ratio is taken in every dependency group")
             }
             if options.has("channel_ratio") == options.has("target_macs") {
                 throw options.error(options.has("channel_ratio") ? "target_macs" : "channel_ratio",

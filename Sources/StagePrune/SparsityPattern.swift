@@ -95,20 +95,49 @@ struct PatternLayout {
     /// Sum of |w| per group (the block score; all groups have the same size).
     func groupScores(_ magnitudes: [Float]) -> [Float] {
         var scores = [Float](repeating: 0, count: groupCount)
-        for (element, group) in groupOfElement.enumerated() { scores[group] += magnitudes[element] }
+        scores.withUnsafeMutableBufferPointer { scores in
+            magnitudes.withUnsafeBufferPointer { magnitudes in
+                groupOfElement.withUnsafeBufferPointer { groups in
+                    for element in 0..<groups.count { scores[groups[element]] += magnitudes[element] }
+                }
+            }
+        }
         return scores
     }
 
     /// Keep mask for an N:M pattern: the smallest (groupSize − kept) of each group pruned,
     /// ties by lower flat index.
+    /// - Complexity: O(n · groupSize) with no allocation per group.
     func nOfMKeepMask(_ magnitudes: [Float], kept: Int) -> [Bool] {
-        var members = [[Int]](repeating: [], count: groupCount)
-        for (element, group) in groupOfElement.enumerated() { members[group].append(element) }
+        // Members of each group in ascending element order, packed groupSize apart.
+        var members = [Int](repeating: 0, count: groupCount * groupSize)
+        var filled = [Int](repeating: 0, count: groupCount)
         var keep = [Bool](repeating: true, count: magnitudes.count)
-        for group in members {
-            let scores = group.map { magnitudes[$0] }
-            for position in MagnitudeRanking.lowest(scores, count: group.count - kept) {
-                keep[group[position]] = false
+        members.withUnsafeMutableBufferPointer { members in
+            filled.withUnsafeMutableBufferPointer { filled in
+                groupOfElement.withUnsafeBufferPointer { groups in
+                    for element in 0..<groups.count {
+                        let group = groups[element]
+                        members[group * groupSize + filled[group]] = element
+                        filled[group] += 1
+                    }
+                }
+            }
+            magnitudes.withUnsafeBufferPointer { magnitudes in
+                keep.withUnsafeMutableBufferPointer { keep in
+                    let pruned = groupSize - kept
+                    for group in 0..<groupCount {
+                        let start = group * groupSize
+                        // Prune `pruned` times the smallest remaining member (first index wins ties).
+                        for _ in 0..<pruned {
+                            var best = -1
+                            for slot in start..<(start + groupSize) where keep[members[slot]] {
+                                if best < 0 || magnitudes[members[slot]] < magnitudes[members[best]] { best = slot }
+                            }
+                            keep[members[best]] = false
+                        }
+                    }
+                }
             }
         }
         return keep

@@ -116,6 +116,18 @@ public enum StaticShapes {
                 shape[unknown] = known == 0 ? 0 : input.reduce(1, *) / known
             }
             return [shape]
+        case "Pad":
+            guard let input = first else { return nil }
+            let pads = node.inputs.count > 1 ? constants[node.inputs[1]]?.integerValues()?.map { Int($0) } : ints(node, "pads")
+            var axes = Array(0..<input.count)
+            if node.inputs.count > 3, !node.inputs[3].isEmpty {
+                guard let given = constants[node.inputs[3]]?.integerValues() else { return nil }
+                axes = given.map { Int($0 < 0 ? $0 + Int64(input.count) : $0) }
+            }
+            guard let pads, pads.count == 2 * axes.count else { return nil }
+            var shape = input
+            for (position, axis) in axes.enumerated() { shape[axis] += pads[position] + pads[position + axes.count] }
+            return [shape]
         case "Transpose":
             guard let input = first else { return nil }
             let permutation = ints(node, "perm") ?? Array((0..<input.count).reversed())

@@ -17,6 +17,7 @@ extension PruneStage {
         }
         let statisticsBefore = ModelStatistics(model)
         let macsBefore = MACCounter.count(model.graph)
+        let original = model
         var request = weightRequest
         request.sparsity = sparsityNow
         context.progress.update("pruning \(selection.layers.count) layers to \(PruneReport.percent(request.sparsity)) sparsity")
@@ -34,7 +35,14 @@ extension PruneStage {
             let capped = request.maxSparsity.map { " with max_sparsity \($0)" } ?? ""
             throw NNPipeError(.stageFailed, "reached \(PruneReport.percent(achieved)) sparsity over prunable weights, asked \(PruneReport.percent(request.sparsity))\(capped)", path: path)
         }
-        model.annotations.pruningSchedule = (schedule ?? .constant(request.sparsity)).json
+        // The schedule plus how this stage ranked, so fine-tuning re-prunes the same way.
+        var annotation = (schedule ?? .constant(request.sparsity)).json
+        if case .object(var members) = annotation.kind {
+            members.append((key: "scope", value: .string(request.scope.rawValue)))
+            if let pattern = request.pattern { members.append((key: "pattern", value: .string(pattern.description))) }
+            annotation = JSONValue(.object(members))
+        }
+        model.annotations.pruningSchedule = annotation
         let statisticsAfter = ModelStatistics(model)
         let macsAfter = MACCounter.count(model.graph)
 
@@ -49,6 +57,7 @@ extension PruneStage {
         ]
         details += PruneReport.modelFacts(before: statisticsBefore, after: statisticsAfter, macsBefore: macsBefore, macsAfter: macsAfter)
         details.append(("sparse_macs_after", .number(Double(PruneReport.effectiveMACs(macsAfter, model: model, layers: layers)))))
+        details += PruneReport.latency(before: original, after: model, context: context)
         details.append(("layers", .array(layers.map(PruneReport.layerJSON))))
         details.append(("skipped_layers", .array(selection.skipped.map {
             .object([("node", .string($0.layer.nodeName)), ("weight", .string($0.layer.weightName)), ("reason", .string($0.reason))])
@@ -57,59 +66,11 @@ extension PruneStage {
         let patternText = request.pattern.map { " in \($0) pattern" } ?? ""
         let summary = deferred
             ? "masks ready for \(selection.layers.count) layers; fine-tuning raises sparsity to \(PruneReport.percent(schedule!.finalSparsity))"
-            : "pruned \(PruneReport.percent(achieved)) of \(PruneReport.count(total)) weights in \(selection.layers.count) layers\(patternText)"
+            : "pruned \(PruneReport.percent(achieved)) of \(PruneReport.count(total)) weights in \(selection.layers.count) layer\(selection.layers.count == 1 ? "" : "s")\(patternText)"
         var warnings: [String] = []
         if !macsBefore.unknownNodes.isEmpty {
             warnings.append("MACs not counted for \(macsBefore.unknownNodes.count) layers with unknown shapes")
         }
         return StageResult(summary: summary, details: details, warnings: warnings)
-    }
-}
-
-/// Formatting and shared facts for the stage's report.
-enum PruneReport {
-    static func percent(_ fraction: Double) -> String {
-        let tenths = (fraction * 1000).rounded() / 10
-        return "\(tenths)%"
-    }
-
-    static func count(_ value: Int) -> String {
-        if value >= 1_000_000 { return "\((Double(value) / 100_000).rounded() / 10)M" }
-        if value >= 10_000 { return "\((Double(value) / 100).rounded() / 10)K" }
-        return "\(value)"
-    }
-
-    static func modelFacts(before: ModelStatistics, after: ModelStatistics, macsBefore: MACCounter.Count, macsAfter: MACCounter.Count) -> [(key: String, value: JSONValue)] {
-        [
-            ("parameters_before", .number(Double(before.parameterCount))),
-            ("parameters_after", .number(Double(after.parameterCount))),
-            ("non_zeros_before", .number(Double(before.nonZeroCount))),
-            ("non_zeros_after", .number(Double(after.nonZeroCount))),
-            ("macs_before", .number(Double(macsBefore.total))),
-            ("macs_after", .number(Double(macsAfter.total))),
-        ]
-    }
-
-    /// MACs when multiplications by pruned weights are skipped (dense MACs times each layer's density).
-    static func effectiveMACs(_ count: MACCounter.Count, model: Model, layers: [LayerPruningResult]) -> Int {
-        var total = Double(count.total)
-        for layer in layers {
-            guard let macs = count.perNode[layer.nodeName], layer.parameterCount > 0 else { continue }
-            total -= Double(macs) * Double(layer.prunedCount) / Double(layer.parameterCount)
-        }
-        return Int(total.rounded())
-    }
-
-    static func layerJSON(_ layer: LayerPruningResult) -> JSONValue {
-        .object([
-            ("node", .string(layer.nodeName)),
-            ("op", .string(layer.opType)),
-            ("weight", .string(layer.weightName)),
-            ("target_sparsity", layer.targetSparsity.map { .number($0) } ?? .null),
-            ("achieved_sparsity", .number(layer.achievedSparsity)),
-            ("parameters", .number(Double(layer.parameterCount))),
-            ("non_zeros_before", .number(Double(layer.nonZerosBefore))),
-            ("non_zeros_after", .number(Double(layer.nonZerosAfter))),
-        ])
     }
 }

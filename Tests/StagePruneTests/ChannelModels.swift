@@ -78,6 +78,27 @@ enum ChannelModels {
         return builder.model(output: x)
     }
 
+    /// As a Keras import looks: NHWC input transposed in, Pad before a strided depthwise conv,
+    /// back to channels-last before Flatten, Dense as MatMul + Add.
+    static func kerasLayout() -> Model {
+        var builder = ModelBuilder(shape: [1, 6, 6, 3])
+        var x = builder.node("Transpose", "to_channels_first", ["input"], attributes: [.ints("perm", [0, 3, 1, 2])])
+        x = builder.conv("conv", x, inputChannels: 3, outputChannels: 8)
+        x = builder.batchNorm("conv_bn", x, channels: 8)
+        x = builder.node("Relu", "conv_relu", [x])
+        builder.graph.initializers.append(Tensor(name: "pads", shape: [8], values: [Int64(0), 0, 1, 1, 0, 0, 1, 1]))
+        x = builder.node("Pad", "pad", [x, "pads"])
+        x = builder.conv("depthwise", x, inputChannels: 8, outputChannels: 8, group: 8, stride: 2)
+        x = builder.node("Transpose", "to_channels_last", [x], attributes: [.ints("perm", [0, 2, 3, 1])])
+        x = builder.node("Flatten", "flatten", [x])
+        x = builder.matMul("dense", x, inputFeatures: 128, outputFeatures: 6)
+        builder.addInitializer("dense.bias", shape: [6])
+        x = builder.node("Add", "dense_bias", [x, "dense.bias"])
+        x = builder.node("Relu", "dense_relu", [x])
+        x = builder.matMul("classifier", x, inputFeatures: 6, outputFeatures: 3)
+        return builder.model(output: x)
+    }
+
     /// conv -> Split [4, 4] -> two convs -> Concat -> conv, plus a channel Slice branch added in.
     static func splitAndSlice() -> Model {
         var builder = ModelBuilder(shape: [1, 3, 6, 6])

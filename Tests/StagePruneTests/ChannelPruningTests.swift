@@ -48,6 +48,10 @@ struct DependencyGroupTests {
         Case(name: "reshape to dense", model: { ChannelModels.flattenToDense(reshape: true) }, shapes: [
             "features.weight": [4, 3, 3, 3], "dense.weight": [64, 8], "flat_shape": [2],
         ]),
+        Case(name: "Keras layout: transposes, pad, channels-last flatten, MatMul + Add", model: ChannelModels.kerasLayout, shapes: [
+            "conv.weight": [4, 3, 3, 3], "depthwise.weight": [4, 1, 3, 3], "dense.weight": [64, 3], "dense.bias": [3],
+            "classifier.weight": [3, 3],
+        ]),
         Case(name: "split and slice", model: ChannelModels.splitAndSlice, shapes: [
             "stem.weight": [4, 3, 3, 3], "left.weight": [3, 2, 3, 3], "right.weight": [3, 2, 3, 3], "merge.weight": [3, 6, 1, 1],
             "side.weight": [3, 3, 1, 1], "head.weight": [2, 3, 1, 1],
@@ -215,5 +219,35 @@ struct MACCounterTests {
         #expect(count.perNode["classifier"] == 160)
         #expect(count.total == 3456 + 2048 + 160)
         #expect(count.unknownNodes.isEmpty)
+    }
+}
+
+struct CombinedPruningTests {
+    @Test func unstructuredMasksShrinkWithTheirChannels() throws {
+        var model = ChannelModels.residualChain()
+        _ = try runStage(["sparsity": .number(0.5)], on: &model)
+        let weightsBefore = model.weights("block1a.weight")
+        #expect(zeroCount(weightsBefore) > 0)
+        _ = try runStage(["granularity": .string("channel"), "channel_ratio": .number(0.5)], on: &model)
+        let mask = try #require(model.annotations.pruningMasks["block1a.weight"])
+        let weight = try #require(model.graph.initializer(named: "block1a.weight"))
+        #expect(mask.shape == weight.shape)
+        let keep = try #require(mask.values(as: UInt8.self))
+        #expect(zip(keep, try #require(weight.floatValues())).allSatisfy { $0 == 1 || $1 == 0 })
+    }
+}
+
+struct LegacyInputTests {
+    @Test func initializersListedAsInputsKeepMatchingShapes() throws {
+        var model = ChannelModels.concatSameTensorTwice()
+        for tensor in model.graph.initializers {
+            model.graph.inputs.append(ValueInfo(name: tensor.name, type: .tensor(elementType: .float, shape: tensor.shape.map { .fixed($0) })))
+        }
+        _ = try runStage(["granularity": .string("channel"), "channel_ratio": .number(0.5)], on: &model)
+        for input in model.graph.inputs {
+            guard let tensor = model.graph.initializer(named: input.name) else { continue }
+            #expect(input.type.tensorShape?.compactMap(\.fixedValue) == tensor.shape, "\(input.name)")
+        }
+        #expect(model.graph.initializer(named: "consumer.weight")?.shape == [4, 8, 3, 3])
     }
 }

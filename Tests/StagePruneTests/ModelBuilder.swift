@@ -22,7 +22,10 @@ struct ModelBuilder {
     @discardableResult
     mutating func conv(_ name: String, _ input: String, inputChannels: Int, outputChannels: Int, kernel: Int = 3, group: Int = 1, bias: Bool = true, stride: Int = 1) -> String {
         let weight = "\(name).weight"
-        addInitializer(weight, shape: [outputChannels, inputChannels / group, kernel, kernel])
+        // He-style scale keeps activations near 1, so float tolerances mean the same in every test.
+        let fanIn = inputChannels / group * kernel * kernel
+        addInitializer(weight, shape: [outputChannels, inputChannels / group, kernel, kernel],
+                       values: randomValues(outputChannels * fanIn, scale: (3 / Float(fanIn)).squareRoot()))
         var inputs = [input, weight]
         if bias {
             addInitializer("\(name).bias", shape: [outputChannels])
@@ -57,7 +60,8 @@ struct ModelBuilder {
 
     @discardableResult
     mutating func gemm(_ name: String, _ input: String, inputFeatures: Int, outputFeatures: Int, transposed: Bool = true) -> String {
-        addInitializer("\(name).weight", shape: transposed ? [outputFeatures, inputFeatures] : [inputFeatures, outputFeatures])
+        addInitializer("\(name).weight", shape: transposed ? [outputFeatures, inputFeatures] : [inputFeatures, outputFeatures],
+                       values: randomValues(inputFeatures * outputFeatures, scale: (3 / Float(inputFeatures)).squareRoot()))
         addInitializer("\(name).bias", shape: [outputFeatures])
         graph.nodes.append(Node(name: name, opType: "Gemm", inputs: [input, "\(name).weight", "\(name).bias"],
                                 outputs: ["\(name).out"], attributes: [.int("transB", transposed ? 1 : 0)]))
@@ -66,7 +70,8 @@ struct ModelBuilder {
 
     @discardableResult
     mutating func matMul(_ name: String, _ input: String, inputFeatures: Int, outputFeatures: Int) -> String {
-        addInitializer("\(name).weight", shape: [inputFeatures, outputFeatures])
+        addInitializer("\(name).weight", shape: [inputFeatures, outputFeatures],
+                       values: randomValues(inputFeatures * outputFeatures, scale: (3 / Float(inputFeatures)).squareRoot()))
         graph.nodes.append(Node(name: name, opType: "MatMul", inputs: [input, "\(name).weight"], outputs: ["\(name).out"]))
         return "\(name).out"
     }

@@ -91,4 +91,21 @@ struct PatternTests {
             try PatternValidator.check(tensor: Tensor(name: "w", shape: [3, 6], values: [Float](repeating: 1, count: 18)), pattern: .nOfM(kept: 2, groupSize: 4), axis: 1)
         }
     }
+
+    @Test(arguments: ["1x4", "4x1"])
+    func blocksRankedGloballyKeepThePatternAndTheTotal(_ text: String) throws {
+        var model = patternModel()
+        let result = try runStage(["pattern": .string(text), "sparsity": .number(0.8), "scope": .string("global")], on: &model)
+        let pattern = try #require(SparsityPattern(text))
+        var groups = 0
+        var zeroGroups = 0
+        for (name, axis) in Self.weights {
+            let report = try PatternValidator.check(tensor: try #require(model.graph.initializer(named: name)), pattern: pattern, axis: axis)
+            #expect(report.holds, "\(name)")
+            groups += report.groupCount
+            zeroGroups += report.zeroGroupCount
+        }
+        #expect(zeroGroups == MagnitudeRanking.prunedCount(fraction: 0.8, of: groups))
+        #expect(result.detail("achieved_sparsity")?.numberValue.map { abs($0 - 0.8) < 1e-3 } == true)
+    }
 }

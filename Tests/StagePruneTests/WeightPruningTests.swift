@@ -196,3 +196,66 @@ struct LayerSelectionTests {
         #expect(zeroCount(withDepthwise.weights("depthwise.weight")) == 36)
     }
 }
+
+struct GlobalSelectionTests {
+    /// The definition: walk all weights by (score, layer, index), skipping layers at their cap.
+    static func reference(_ scores: [[Float]], count: Int, capacity: [Int]) -> [[Int]] {
+        var order: [(Float, Int, Int)] = []
+        for (layer, values) in scores.enumerated() { for (index, value) in values.enumerated() { order.append((value, layer, index)) } }
+        order.sort { ($0.0, $0.1, $0.2) < ($1.0, $1.1, $1.2) }
+        var selected = [[Int]](repeating: [], count: scores.count)
+        var remaining = count
+        for (_, layer, index) in order where remaining > 0 && selected[layer].count < capacity[layer] {
+            selected[layer].append(index)
+            remaining -= 1
+        }
+        return selected.map { $0.sorted() }
+    }
+
+    @Test(arguments: Array(1...12))
+    func cappedSelectionMatchesTheDefinition(seed: Int) {
+        var generator = SeededGenerator(seed: UInt64(seed))
+        let layers = 2 + Int(generator.next() % 4)
+        // Few distinct values, so ties cross layers and caps.
+        let scores = (0..<layers).map { _ in (0..<(5 + Int(generator.next() % 40))).map { _ in Float(generator.next() % 6) } }
+        let total = scores.reduce(0) { $0 + $1.count }
+        let capacity = scores.map { Int(Double($0.count) * (0.3 + Double(generator.next() % 7) / 10)) }
+        let count = min(capacity.reduce(0, +), Int(generator.next() % UInt64(total)))
+        let selected = MagnitudeRanking.lowestGlobally(scores, count: count, capacity: capacity).map { $0.sorted() }
+        #expect(selected == Self.reference(scores, count: count, capacity: capacity))
+    }
+
+    @Test(arguments: [1, 7, 100, 1000, 4096])
+    func kthSmallestMatchesSorting(count: Int) {
+        var generator = SeededGenerator(seed: UInt64(count))
+        let values = (0..<5000).map { _ in generator.nextFloat() * 10 }
+        #expect(MagnitudeRanking.kthSmallest(values, count) == values.sorted()[count - 1])
+    }
+}
+
+struct HalfPrecisionTests {
+    @Test(arguments: [DataType.float16, .bfloat16, .double])
+    func prunesOtherFloatTypesInPlace(_ type: DataType) throws {
+        var builder = ModelBuilder(shape: [1, 16])
+        let values = builder.randomValues(16 * 8)
+        let bytes: [UInt8]
+        switch type {
+        case .float16: bytes = values.flatMap { withUnsafeBytes(of: HalfPrecision.bits(from: $0)) { Array($0) } }
+        case .bfloat16: bytes = values.flatMap { withUnsafeBytes(of: UInt16($0.bitPattern >> 16)) { Array($0) } }
+        default: bytes = values.flatMap { withUnsafeBytes(of: Double($0)) { Array($0) } }
+        }
+        let buffer = bytes.withUnsafeBytes { TensorBuffer(copying: $0) }
+        builder.graph.initializers.append(Tensor(name: "w", dataType: type, shape: [16, 8], storage: .bytes(buffer)))
+        builder.node("MatMul", "dense", ["input", "w"])
+        var model = builder.model(output: "dense.out")
+        try WeightPruning.prune(&model, layers: PrunableWeights.all(in: model.graph), request: WeightPruningRequest(sparsity: 0.75))
+        let pruned = try #require(model.graph.initializer(named: "w"))
+        #expect(pruned.dataType == type)
+        let after = try #require(pruned.floatValues())
+        #expect(zeroCount(after) == 96)
+        // Survivors keep their exact values: the largest quarter by magnitude.
+        let original = try #require(Tensor(name: "w", dataType: type, shape: [16, 8], storage: .bytes(buffer)).floatValues())
+        let threshold = original.map { abs($0) }.sorted()[95]
+        #expect(zip(original, after).allSatisfy { $1 == 0 ? abs($0) <= threshold : $1 == $0 })
+    }
+}
