@@ -7,8 +7,9 @@ cd "$root"
 scripts/system-packages.sh
 scripts/setup-python.sh
 export NNPIPE_PYTHON="$root/.venv/bin/python3"
-swift build --build-tests
-swift test --skip-build "$@"
 # The in-process stage example builds against this checkout as a user's package would.
 swift build --package-path Plugins/RoundStage --build-tests
 swift test --package-path Plugins/RoundStage --skip-build
+# The main suite (its summary line is the last one printed).
+swift build --build-tests
+swift test --skip-build "$@"
