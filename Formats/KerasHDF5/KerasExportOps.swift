@@ -28,7 +28,8 @@ extension KerasExporter {
         case "PRelu": try exportParametricRelu(node)
         case "LeakyRelu":
             let source = try input(node, 0)
-            addLayer("LeakyReLU", name: output, config: [("negative_slope", .number(Double(node.attribute("alpha")?.floatValue ?? 0.01)))],
+            // ReLU(negative_slope:) means the same in Keras 2 and 3; LeakyReLU renamed its argument between them.
+            addLayer("ReLU", name: output, config: [("negative_slope", .number(Double(node.attribute("alpha")?.floatValue ?? 0.01)))],
                      inputs: [source], output: output, relation: source.relation, shape: source.shape)
         case "Elu" where (node.attribute("alpha")?.floatValue ?? 1) != 1:
             let source = try input(node, 0)
@@ -218,7 +219,7 @@ extension KerasExporter {
         var shape = sources[0].shape
         shape[axis] = sources.reduce(Optional(0)) { total, value in total.flatMap { total in value.shape[axis].map { total + $0 } } }
         addLayer("Concatenate", name: output, config: [("axis", Self.number(axis == sources[0].rank - 1 ? -1 : axis))], inputs: sources,
-                 takesList: true, output: output, relation: sources[0].relation, shape: shape)
+                 output: output, relation: sources[0].relation, shape: shape)
     }
 
     mutating func exportElementwise(_ node: Node) throws {
@@ -250,7 +251,7 @@ extension KerasExporter {
             return
         }
         let sources = try aligned(raw, name: output)
-        addLayer(className, name: output, config: [], inputs: sources, takesList: true, output: output, relation: sources[0].relation,
+        addLayer(className, name: output, config: [], inputs: sources, output: output, relation: sources[0].relation,
                  shape: sources.max(by: { $0.rank < $1.rank })!.shape)
     }
 }

@@ -28,8 +28,6 @@ struct ExportLayer {
     var baseName: String
     var config: [(String, JSONValue)]
     var inputs: [Int]
-    /// Merge layers take their inputs as one list.
-    var takesList: Bool
     var weights: [(role: String, tensor: Tensor)]
     var name = ""
 }
@@ -101,7 +99,7 @@ struct KerasExporter {
             ("dtype", .string(Self.kerasDataType(elementType))), ("sparse", .bool(false)),
         ]
         if kerasShape.first! != nil { config[0].1 = .array([.null] + kerasShape.dropFirst().map { $0.map { .number(Double($0)) } ?? .null }) }
-        layers.append(ExportLayer(className: "InputLayer", baseName: input.name, config: config, inputs: [], takesList: false, weights: []))
+        layers.append(ExportLayer(className: "InputLayer", baseName: input.name, config: config, inputs: [], weights: []))
         values[input.name] = ExportValue(layer: layers.count - 1, relation: .same, shape: [nil] + kerasShape.dropFirst(), dataType: elementType)
     }
 
@@ -123,10 +121,9 @@ struct KerasExporter {
     /// Adds a layer consuming `inputs` and records its result as IR value `output`.
     @discardableResult
     mutating func addLayer(_ className: String, name: String, config: [(String, JSONValue)], inputs: [ExportValue],
-                           weights: [(role: String, tensor: Tensor)] = [], takesList: Bool = false,
+                           weights: [(role: String, tensor: Tensor)] = [],
                            output: String?, relation: ExportRelation, shape: [Int?], dataType: DataType = .float) -> ExportValue {
-        layers.append(ExportLayer(className: className, baseName: name, config: config, inputs: inputs.map(\.layer),
-                                  takesList: takesList, weights: weights))
+        layers.append(ExportLayer(className: className, baseName: name, config: config, inputs: inputs.map(\.layer), weights: weights))
         let value = ExportValue(layer: layers.count - 1, relation: relation, shape: shape, dataType: dataType)
         if let output { values[output] = value }
         return value

@@ -75,8 +75,9 @@ enum KerasWriter {
         func reference(_ index: Int) -> JSONValue { .array([.string(layers[index].name), .number(0), .number(0)]) }
         func endpoints(_ indices: [Int]) -> JSONValue { indices.count == 1 ? reference(indices[0]) : .array(indices.map(reference)) }
         let entries: [JSONValue] = layers.map { layer in
-            var settings: [(String, JSONValue)] = [("name", .string(layer.name)), ("trainable", .bool(true))]
-            if layer.className != "InputLayer" { settings.append(("dtype", .string("float32"))) }
+            var settings: [(String, JSONValue)] = [("name", .string(layer.name))]
+            // tf_keras's InputLayer rejects `trainable`; other layers take it and a float32 dtype.
+            if layer.className != "InputLayer" { settings += [("trainable", .bool(true)), ("dtype", .string("float32"))] }
             settings += layer.config
             // Keras 2's inbound-node form, which Keras 3 still reads: one call, inputs as [layer, 0, 0, {}].
             let call: JSONValue = .array(layer.inputs.map { .array([.string(layers[$0].name), .number(0), .number(0), .object([])]) })

@@ -88,3 +88,26 @@ struct KerasTwoToThreeTests {
         #expect(difference <= KerasRoundTripTests.tolerance)
     }
 }
+
+/// Opt-in (tf_keras needs TensorFlow, kept out of CI): `NNPIPE_TF_KERAS_PYTHON=/path/to/python`
+/// with tensorflow-cpu and tf_keras installed. nnpipe's .h5 must load in Keras 2 too.
+@Suite("Keras 2 loads nnpipe's .h5", .enabled(if: ProcessInfo.processInfo.environment["NNPIPE_TF_KERAS_PYTHON"] != nil))
+struct KerasTwoLoadsTests {
+    static let script = KerasRoundTripTests.predictScript
+        .replacingOccurrences(of: #"os.environ["KERAS_BACKEND"] = "numpy""#, with: #"os.environ["TF_USE_LEGACY_KERAS"] = "1""#)
+        .replacingOccurrences(of: "import numpy as np, h5py, keras", with: "import numpy as np, h5py, tf_keras as keras")
+
+    @Test("tf_keras loads and predicts like the original", arguments: KerasFixtures.models)
+    func loads(file: String) throws {
+        let python = URL(fileURLWithPath: ProcessInfo.processInfo.environment["NNPIPE_TF_KERAS_PYTHON"]!)
+        let folder = try TestEnvironment.temporaryFolder("nnpipe-keras2")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("converted.h5")
+        try KerasHDF5Format().write(try KerasFixtures.read(file), to: output)
+        let stem = file.replacingOccurrences(of: ".keras", with: "").replacingOccurrences(of: ".h5", with: "")
+        let result = try ProcessRunner.run(python, ["-c", Self.script, output.path, TestEnvironment.fixture("keras/\(stem).io.h5").path])
+        try #require(result.status == 0, "tf_keras failed on \(file): \(result.standardError.suffix(1500))")
+        let difference = try #require(try JSONParser.parse(String(result.standardOutput.split(separator: "\n").last ?? ""))["max_abs_diff"]?.numberValue)
+        #expect(difference <= KerasRoundTripTests.tolerance, "\(file): \(difference)")
+    }
+}
