@@ -61,11 +61,15 @@ extension KerasExporter {
         let rank = source.rank
         if rank >= 3, source.relation == .same, perm.map(Int64.init) == KerasGraphBuilder.toChannelsFirst(rank: rank) {
             // The Keras tensor already is channels-last: only the bookkeeping changes.
-            values[output] = ExportValue(layer: source.layer, relation: .channelsLast, shape: source.shape, dataType: source.dataType)
+            var flipped = source
+            flipped.relation = .channelsLast
+            values[output] = flipped
             return
         }
         if rank >= 3, source.relation == .channelsLast, perm.map(Int64.init) == KerasGraphBuilder.toChannelsLast(rank: rank) {
-            values[output] = ExportValue(layer: source.layer, relation: .same, shape: source.shape, dataType: source.dataType)
+            var flipped = source
+            flipped.relation = .same
+            values[output] = flipped
             return
         }
         guard perm.first == 0 else { throw noEquivalent(node, "moves the batch axis") }
@@ -87,7 +91,8 @@ extension KerasExporter {
         addLayer("BatchNormalization", name: output, config: [
             ("axis", Self.number(axis)), ("epsilon", .number(Double(node.attribute("epsilon")?.floatValue ?? 1e-5))),
             ("momentum", .number(Double(node.attribute("momentum")?.floatValue ?? 0.9))), ("center", .bool(true)), ("scale", .bool(true)),
-        ], inputs: [source], weights: weights, output: output, relation: source.relation, shape: source.shape)
+        ], inputs: [source], weights: weights, sharing: Array(node.inputs.dropFirst()), output: output, relation: source.relation,
+           shape: source.shape)
     }
 
     mutating func exportLayerNormalization(_ node: Node) throws {
@@ -103,7 +108,7 @@ extension KerasExporter {
             ("center", .bool(true)), ("scale", .bool(true)),
         ], inputs: [source], weights: [("gamma", Tensor(name: "gamma", shape: [gamma.count], values: gamma)),
                                        ("beta", Tensor(name: "beta", shape: [beta.count], values: beta))],
-                 output: output, relation: .same, shape: source.shape)
+                 sharing: Array(node.inputs.dropFirst()), output: output, relation: .same, shape: source.shape)
     }
 
     mutating func exportPooling(_ node: Node) throws {

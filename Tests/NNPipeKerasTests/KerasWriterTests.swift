@@ -112,6 +112,24 @@ struct KerasWriterTests {
         #expect(reread.graph.outputs.map(\.name) == ["logits"])
     }
 
+    @Test("a shared layer imports with one set of weights and exports as one layer called twice", arguments: ["k2", "k3"])
+    func sharedLayer(prefix: String) throws {
+        let model = try KerasFixtures.read("\(prefix)_extras.h5")
+        let convs = model.graph.nodes.filter { $0.opType == "Conv" && $0.inputs[1] == "shared_conv/kernel" }
+        #expect(convs.map(\.name) == ["shared_conv", "shared_conv_call1"])
+        #expect(model.graph.initializers.filter { $0.name.hasPrefix("shared_conv/") }.count == 2)
+        let folder = try TestEnvironment.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("extras.h5")
+        try KerasHDF5Format().write(model, to: url)
+        let config = try JSONParser.parse(try #require(try HDF5File(reading: url).rootGroup().attributes.string("model_config")))
+        let layers = try #require(config["config"]?["layers"]?.arrayValue)
+        let shared = layers.filter { $0["name"]?.stringValue == "shared_conv" }
+        #expect(shared.count == 1)
+        #expect(shared.first?["inbound_nodes"]?.arrayValue?.count == 2)
+        #expect(!layers.contains { $0["name"]?.stringValue?.hasPrefix("shared_conv_call") == true })
+    }
+
     @Test("re-importing nnpipe's own .h5 gives the same ops and weights", arguments: KerasFixtures.names)
     func reimport(name: String) throws {
         let original = try KerasFixtures.read("k3_\(name).h5")
