@@ -18,6 +18,7 @@ extension KerasExporter {
         case "GlobalAveragePool", "GlobalMaxPool": try exportGlobalPooling(node)
         case "Flatten": try exportFlatten(node)
         case "Reshape": try exportReshape(node)
+        case "Squeeze", "Unsqueeze": try exportSqueeze(node)
         case "Concat": try exportConcat(node)
         case "Add", "Sub", "Mul", "Div", "Max", "Min", "Mean", "Sum": try exportElementwise(node)
         case "Pad": try exportPad(node)
@@ -205,6 +206,36 @@ extension KerasExporter {
         let output = node.outputs[0]
         addLayer("Reshape", name: output, config: [("target_shape", Self.numbers(shape))], inputs: [source], output: output,
                  relation: .same, shape: kerasShape, dataType: source.dataType)
+    }
+
+    /// Squeeze / Unsqueeze of non-batch axes as a Keras Reshape (axes from the attribute or, opset 13+, the input).
+    mutating func exportSqueeze(_ node: Node) throws {
+        let output = node.outputs[0]
+        let source = same(try input(node, 0), name: output)
+        var axes = node.attribute("axes")?.intsValue ?? []
+        if node.inputs.count > 1, !node.inputs[1].isEmpty {
+            guard let values = constant(node.inputs[1])?.integerValues() else { throw noEquivalent(node, "has computed axes") }
+            axes = values
+        }
+        var shape = source.shape
+        if node.opType == "Squeeze" {
+            let rank = shape.count
+            let positive = Set(axes.map { Int($0 < 0 ? $0 + Int64(rank) : $0) })
+            guard !positive.isEmpty, !positive.contains(0), positive.allSatisfy({ shape[$0] == 1 }) else {
+                throw noEquivalent(node, "squeezes the batch axis or axes not known to be 1")
+            }
+            shape = shape.enumerated().filter { !positive.contains($0.offset) }.map(\.element)
+        } else {
+            let rank = shape.count + axes.count
+            for axis in axes.map({ Int($0 < 0 ? $0 + Int64(rank) : $0) }).sorted() {
+                guard axis > 0, axis <= shape.count else { throw noEquivalent(node, "inserts an axis before the batch") }
+                shape.insert(1, at: axis)
+            }
+        }
+        let target = shape.dropFirst().compactMap { $0 }
+        guard target.count == shape.count - 1 else { throw noEquivalent(node, "reshapes to extents that are not known") }
+        addLayer("Reshape", name: output, config: [("target_shape", Self.numbers(Array(target)))], inputs: [source], output: output,
+                 relation: .same, shape: shape, dataType: source.dataType)
     }
 
     /// Inputs in one common relation: channels-last when any is and all are spatial, else as the IR has them.

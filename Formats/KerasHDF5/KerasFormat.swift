@@ -3,7 +3,7 @@ import NNPipeCore
 import NNPipeHDF5
 
 /// Keras legacy HDF5 models (`.h5`, Keras 2 and 3): read and write.
-public struct KerasHDF5Format: ModelFormat {
+public struct KerasFormat: ModelFormat {
     public init() {}
     public var name: String { "keras-h5" }
     public var fileExtensions: [String] { ["h5", "hdf5"] }

@@ -14,7 +14,7 @@ enum KerasFixtures {
         try registry.read(TestEnvironment.fixture("keras/\(file)"))
     }
 
-    static let registry = FormatRegistry([KerasHDF5Format(), KerasArchiveFormat()])
+    static let registry = FormatRegistry([KerasFormat(), KerasArchiveFormat()])
 }
 
 @Suite("Keras import")

@@ -36,7 +36,7 @@ struct KerasRoundTripTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let model = try KerasFixtures.read(file)
         let output = folder.appendingPathComponent("roundtrip.h5")
-        try KerasHDF5Format().write(model, to: output)
+        try KerasFormat().write(model, to: output)
         let stem = file.replacingOccurrences(of: ".keras", with: "").replacingOccurrences(of: ".h5", with: "")
         let io = TestEnvironment.fixture("keras/\(stem).io.h5")
         let result: ProcessResult
@@ -81,7 +81,7 @@ struct KerasTwoToThreeTests {
         let folder = try TestEnvironment.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let converted = folder.appendingPathComponent("converted.h5")
-        try KerasHDF5Format().write(try KerasFixtures.read("\(stem).h5"), to: converted)
+        try KerasFormat().write(try KerasFixtures.read("\(stem).h5"), to: converted)
         let result = try ProcessRunner.python(KerasRoundTripTests.predictScript, [converted.path, TestEnvironment.fixture("keras/\(stem).io.h5").path])
         try #require(result.status == 0, "\(result.standardError.suffix(1500))")
         let difference = try #require(try JSONParser.parse(String(result.standardOutput.split(separator: "\n").last ?? ""))["max_abs_diff"]?.numberValue)
@@ -103,7 +103,7 @@ struct KerasTwoLoadsTests {
         let folder = try TestEnvironment.temporaryFolder("nnpipe-keras2")
         defer { try? FileManager.default.removeItem(at: folder) }
         let output = folder.appendingPathComponent("converted.h5")
-        try KerasHDF5Format().write(try KerasFixtures.read(file), to: output)
+        try KerasFormat().write(try KerasFixtures.read(file), to: output)
         let stem = file.replacingOccurrences(of: ".keras", with: "").replacingOccurrences(of: ".h5", with: "")
         let result = try ProcessRunner.run(python, ["-c", Self.script, output.path, TestEnvironment.fixture("keras/\(stem).io.h5").path])
         try #require(result.status == 0, "tf_keras failed on \(file): \(result.standardError.suffix(1500))")
