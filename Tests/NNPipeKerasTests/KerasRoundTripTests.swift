@@ -111,3 +111,29 @@ struct KerasTwoLoadsTests {
         #expect(difference <= KerasRoundTripTests.tolerance, "\(file): \(difference)")
     }
 }
+
+/// The imported IR itself, run by onnxruntime (through a test-only JSON bridge until the ONNX
+/// writer is merged), must predict what Keras predicted: checks the reader independently of the writer.
+@Suite("Keras import runs in onnxruntime")
+struct KerasOnnxRuntimeTests {
+    @Test("imported IR passes onnx.checker and matches Keras's predictions", arguments: KerasFixtures.models)
+    func matchesKeras(file: String) throws {
+        let model = try KerasFixtures.read(file)
+        let folder = try TestEnvironment.temporaryFolder("nnpipe-ort")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let dump = folder.appendingPathComponent("model.json")
+        try Data(IRBridge.json(model).utf8).write(to: dump)
+        let stem = file.replacingOccurrences(of: ".keras", with: "").replacingOccurrences(of: ".h5", with: "")
+        let result: ProcessResult
+        do {
+            result = try ProcessRunner.python(IRBridge.runScript, [dump.path, TestEnvironment.fixture("keras/\(stem).io.h5").path])
+        } catch is InteropUnavailable {
+            if TestEnvironment.isCI { Issue.record("Python interop environment missing in CI") }
+            return
+        }
+        try #require(result.status == 0, "onnxruntime failed on \(file): \(result.standardError.suffix(1500))")
+        let difference = try #require(try JSONParser.parse(String(result.standardOutput.split(separator: "\n").last ?? ""))["max_abs_diff"]?.numberValue)
+        print("onnxruntime \(file): max abs diff \(difference)")
+        #expect(difference <= KerasRoundTripTests.tolerance, "\(file): \(difference)")
+    }
+}
