@@ -47,33 +47,41 @@ enum IRBridge {
             + "\"opset\":\(model.opsetVersion() ?? 17),\"ir_version\":\(model.irVersion)}"
     }
 
-    /// Builds the ONNX model from the dump, checks it with onnx.checker, runs onnxruntime on the io batch.
-    static let runScript = """
-        import sys, json, base64
-        import numpy as np, h5py, onnx, onnxruntime
+    /// Python: `onnx_run(dump_path, feeds)` rebuilds the ONNX model from the dump, checks it with
+    /// onnx.checker (full) and returns onnxruntime's outputs.
+    static let pythonLibrary = """
+        import json, base64
+        import numpy as np, onnx, onnxruntime
         from onnx import helper, numpy_helper
-        dump = json.load(open(sys.argv[1]))
-        def attr(value):
-            if isinstance(value, dict):
-                return value.get("float", value.get("floats"))
-            return value
-        nodes = [helper.make_node(n["op"], n["inputs"], n["outputs"], name=n["name"],
-                                  **{k: attr(v) for k, v in n["attributes"].items()}) for n in dump["nodes"]]
-        inits = []
-        for t in dump["initializers"]:
-            dtype = helper.tensor_dtype_to_np_dtype(t["type"])
-            array = np.frombuffer(base64.b64decode(t["raw"]), dtype=dtype).reshape(t["shape"])
-            inits.append(numpy_helper.from_array(array, t["name"]))
-        def info(v):
-            return helper.make_tensor_value_info(v["name"], v["type"], v["shape"])
-        graph = helper.make_graph(nodes, "g", [info(v) for v in dump["inputs"]], [info(v) for v in dump["outputs"]], inits)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", dump["opset"])], ir_version=dump["ir_version"])
-        onnx.checker.check_model(model, full_check=True)
-        session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+        def onnx_run(dump_path, feeds):
+            dump = json.load(open(dump_path))
+            def attr(value):
+                return value.get("float", value.get("floats")) if isinstance(value, dict) else value
+            nodes = [helper.make_node(n["op"], n["inputs"], n["outputs"], name=n["name"],
+                                      **{k: attr(v) for k, v in n["attributes"].items()}) for n in dump["nodes"]]
+            inits = []
+            for t in dump["initializers"]:
+                dtype = helper.tensor_dtype_to_np_dtype(t["type"])
+                array = np.frombuffer(base64.b64decode(t["raw"]), dtype=dtype).reshape(t["shape"])
+                inits.append(numpy_helper.from_array(array, t["name"]))
+            def info(v):
+                return helper.make_tensor_value_info(v["name"], v["type"], v["shape"])
+            graph = helper.make_graph(nodes, "g", [info(v) for v in dump["inputs"]], [info(v) for v in dump["outputs"]], inits)
+            model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", dump["opset"])], ir_version=dump["ir_version"])
+            onnx.checker.check_model(model, full_check=True)
+            session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            return session.run(None, {v["name"]: feeds[v["name"]] for v in dump["inputs"]})
+        """
+
+    /// Runs the dump (argv[1]) on a fixture's io batch (argv[2]) and prints the max abs difference.
+    static let runScript = pythonLibrary + """
+
+        import sys, h5py
         with h5py.File(sys.argv[2], "r") as io:
-            feeds = {v["name"]: io["inputs"][v["name"]][()] for v in dump["inputs"]}
+            feeds = {name: io["inputs"][name][()] for name in io["inputs"]}
             expected = [io["outputs"][str(i)][()] for i in range(len(io["outputs"]))]
-        got = session.run(None, feeds)
+        got = onnx_run(sys.argv[1], feeds)
         for g, e in zip(got, expected):
             assert g.shape == e.shape, f"shape {g.shape} vs {e.shape}"
         print(json.dumps({"max_abs_diff": max(float(np.max(np.abs(g.astype(np.float64) - e))) for g, e in zip(got, expected))}))

@@ -57,23 +57,14 @@ struct KerasWriterPatternTests {
         return Model(irVersion: 8, opsetImports: [OperatorSetID(domain: "", version: 17)], graph: graph)
     }
 
-    static let script = """
-        import os, sys, json, runpy
+    static let script = IRBridge.pythonLibrary + """
+
+        import os, sys
         os.environ["KERAS_BACKEND"] = "numpy"
-        import numpy as np, h5py
-        bridge, dump, model_path, io_path = sys.argv[1:5]
-        rng = np.random.default_rng(7)
-        x = rng.normal(0, 1, (2, 3, 8, 8)).astype(np.float32)
-        import onnxruntime
-        with h5py.File(io_path, "w") as io:
-            io["inputs/x"] = x
-            io["outputs/0"] = np.zeros((2, 2, 16, 16), np.float32)
-            io["outputs/1"] = np.zeros((2, 3), np.float32)
-        sys.argv = ["bridge", dump, io_path]
-        import io as text_io, contextlib
-        captured = text_io.StringIO()
-        exec(open(bridge).read().replace("print(json.dumps", "reference = got\\nprint(json.dumps"), globals())
         import keras
+        dump, model_path = sys.argv[1:3]
+        x = np.random.default_rng(7).normal(0, 1, (2, 3, 8, 8)).astype(np.float32)
+        reference = onnx_run(dump, {"x": x})
         model = keras.models.load_model(model_path, compile=False)
         got = model.predict(x, verbose=0)
         diffs = [float(np.max(np.abs(np.asarray(k) - r))) for k, r in zip(got, reference)]
@@ -90,11 +81,9 @@ struct KerasWriterPatternTests {
         try KerasFormat().write(model, to: url)
         let dump = folder.appendingPathComponent("model.json")
         try Data(IRBridge.json(model).utf8).write(to: dump)
-        let bridge = folder.appendingPathComponent("bridge.py")
-        try Data(IRBridge.runScript.utf8).write(to: bridge)
         let result: ProcessResult
         do {
-            result = try ProcessRunner.python(Self.script, [bridge.path, dump.path, url.path, folder.appendingPathComponent("io.h5").path])
+            result = try ProcessRunner.python(Self.script, [dump.path, url.path])
         } catch is InteropUnavailable {
             if TestEnvironment.isCI { Issue.record("Python interop environment missing in CI") }
             return
