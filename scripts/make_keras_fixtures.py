@@ -167,9 +167,23 @@ def extras():
     return keras.Model([image, other], x, name="extras")
 
 
+def rank3():
+    """Dense on a sequence (rank-3 input) and a Conv3D flattened into Dense."""
+    volume = keras.Input(shape=(4, 4, 3, 2), name="volume")
+    steps = keras.Input(shape=(4, 6), name="steps")
+    v = layers.Conv3D(3, 2, padding="same", activation="relu", name="conv3d")(volume)
+    v = layers.Flatten(name="flat_volume")(v)
+    s = layers.Dense(5, activation="tanh", name="per_step")(steps)
+    s = layers.Flatten(name="flat_steps")(s)
+    x = layers.Concatenate(name="joined")([v, s])
+    x = layers.Dense(4, name="out")(x)
+    return keras.Model([volume, steps], x, name="rank3")
+
+
 builders = {
     "sequential_cnn": sequential_cnn, "functional_residual": functional_residual, "separable": separable,
     "mlp": mlp, "multi_input": multi_input, "sequence": sequence, "embedding": embedding, "extras": extras,
+    "rank3": rank3,
 }
 
 
