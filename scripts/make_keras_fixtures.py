@@ -145,9 +145,45 @@ def embedding():
     return keras.Model(tokens, x, name="embedding")
 
 
+def extras():
+    """Less common settings: layer activations, dilation, groups, bilinear upsampling, a shared layer."""
+    image = keras.Input(shape=(8, 8, 4), name="image")
+    other = keras.Input(shape=(8, 8, 4), name="other")
+    shared = layers.Conv2D(4, 3, padding="same", dilation_rate=2, name="shared_conv")
+    a = shared(image)
+    b = shared(other)
+    x = layers.Minimum(name="minimum")([a, b])
+    x = layers.ELU(alpha=0.7, name="elu")(x)
+    x = layers.Conv2D(6, 3, groups=2, strides=2, padding="same", activation="softplus", name="grouped")(x)
+    x = layers.ReLU(max_value=4.0, name="relu_capped")(x)
+    x = layers.SpatialDropout2D(0.3, name="spatial_dropout")(x)
+    x = layers.UpSampling2D(2, interpolation="bilinear", name="bilinear")(x)
+    x = layers.Conv2DTranspose(2, 2, strides=3, padding="valid", name="deconv_valid")(x)
+    x = layers.ReLU(negative_slope=0.2, name="relu_sloped")(x)
+    y = layers.GlobalAveragePooling2D(keepdims=True, name="gap_keep")(x)
+    y = layers.Activation("sigmoid", name="gate")(y)
+    x = layers.Multiply(name="scaled")([x, y])
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="maxpool_same")(x)
+    return keras.Model([image, other], x, name="extras")
+
+
+def rank3():
+    """Dense on a sequence (rank-3 input) and a Conv3D flattened into Dense."""
+    volume = keras.Input(shape=(4, 4, 3, 2), name="volume")
+    steps = keras.Input(shape=(4, 6), name="steps")
+    v = layers.Conv3D(3, 2, padding="same", activation="relu", name="conv3d")(volume)
+    v = layers.Flatten(name="flat_volume")(v)
+    s = layers.Dense(5, activation="tanh", name="per_step")(steps)
+    s = layers.Flatten(name="flat_steps")(s)
+    x = layers.Concatenate(name="joined")([v, s])
+    x = layers.Dense(4, name="out")(x)
+    return keras.Model([volume, steps], x, name="rank3")
+
+
 builders = {
     "sequential_cnn": sequential_cnn, "functional_residual": functional_residual, "separable": separable,
-    "mlp": mlp, "multi_input": multi_input, "sequence": sequence, "embedding": embedding,
+    "mlp": mlp, "multi_input": multi_input, "sequence": sequence, "embedding": embedding, "extras": extras,
+    "rank3": rank3,
 }
 
 

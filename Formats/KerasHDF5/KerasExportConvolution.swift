@@ -88,6 +88,7 @@ extension KerasExporter {
         var className: String
         var output = node.outputs[0]
         var finalChannels = outputChannels
+        var sharedWeights = Array(node.inputs.dropFirst())
         let isDepthwise = group > 1 && group == inputChannels && weight.shape[1] == 1
         if isDepthwise {
             let multiplier = outputChannels / group
@@ -109,6 +110,7 @@ extension KerasExporter {
                 common.append(("filters", Self.number(filters)))
                 finalChannels = filters
                 output = pointwise.outputs[0]
+                sharedWeights += pointwise.inputs.dropFirst()
                 let pointwiseBias = pointwise.inputs.count > 2 && !pointwise.inputs[2].isEmpty ? try floats(pointwise, 2, "the bias") : nil
                 if let pointwiseBias { weights.append(("bias", Tensor(name: "bias", shape: [filters], values: pointwiseBias.values))) }
                 common.append(("use_bias", .bool(pointwiseBias != nil)))
@@ -131,7 +133,7 @@ extension KerasExporter {
             output = match.output
         }
         common.append(("activation", .string(activationName)))
-        addLayer(className, name: output, config: common, inputs: [source], weights: weights, output: output,
+        addLayer(className, name: output, config: common, inputs: [source], weights: weights, sharing: sharedWeights, output: output,
                  relation: .channelsLast, shape: [source.shape[0]] + spatialOut + [finalChannels])
     }
 
@@ -195,7 +197,8 @@ extension KerasExporter {
             ("filters", Self.number(filters)), ("kernel_size", Self.numbers(kernel)), ("strides", Self.numbers(strides)),
             ("padding", .string(padding)), ("data_format", .string("channels_last")), ("dilation_rate", Self.numbers(dilations)),
             ("activation", .string(activationName)), ("use_bias", .bool(bias != nil)),
-        ], inputs: [source], weights: weights, output: output, relation: .channelsLast, shape: [source.shape[0]] + spatialOut + [filters])
+        ], inputs: [source], weights: weights, sharing: Array(node.inputs.dropFirst()), output: output, relation: .channelsLast,
+           shape: [source.shape[0]] + spatialOut + [filters])
     }
 
     /// Gemm, or MatMul with a constant right side (and a following bias Add), as Dense.
@@ -205,6 +208,7 @@ extension KerasExporter {
         guard kernel.shape.count == 2 else { throw NNPipeError(.unsupported, "a weight of rank \(kernel.shape.count) has no Dense equivalent") }
         var biasValues: [Float]?
         var output = node.outputs[0]
+        var sharedWeights = Array(node.inputs.dropFirst())
         if node.opType == "Gemm" {
             guard (node.attribute("transA")?.intValue ?? 0) == 0 else { throw NNPipeError(.unsupported, "transA has no Dense equivalent") }
             guard source.rank == 2 else { throw NNPipeError(.unsupported, "Gemm input of rank \(source.rank)") }
@@ -224,6 +228,7 @@ extension KerasExporter {
                let biasName = graph.nodes[user].inputs.first(where: { $0 != output }), let bias = initializers[biasName],
                let values = bias.floatValues(), let broadcast = try? broadcastBias((values, bias.shape), units: kernel.shape[1]) {
                 consumed.insert(user)
+                sharedWeights.append(biasName)
                 biasValues = broadcast
                 output = graph.nodes[user].outputs[0]
             }
@@ -251,7 +256,8 @@ extension KerasExporter {
             output = graph.nodes[softmax].outputs[0]
         }
         addLayer("Dense", name: output, config: [("units", Self.number(units)), ("activation", .string(activationName)), ("use_bias", .bool(biasValues != nil))],
-                 inputs: [source], weights: weights, output: output, relation: .same, shape: Array(source.shape.dropLast()) + [units])
+                 inputs: [source], weights: weights, sharing: sharedWeights + ["\(source.relation)"], output: output, relation: .same,
+                 shape: Array(source.shape.dropLast()) + [units])
     }
 
     func broadcastBias(_ bias: (values: [Float], shape: [Int]), units: Int) throws -> [Float] {

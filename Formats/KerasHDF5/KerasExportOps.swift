@@ -18,6 +18,7 @@ extension KerasExporter {
         case "GlobalAveragePool", "GlobalMaxPool": try exportGlobalPooling(node)
         case "Flatten": try exportFlatten(node)
         case "Reshape": try exportReshape(node)
+        case "Squeeze", "Unsqueeze": try exportSqueeze(node)
         case "Concat": try exportConcat(node)
         case "Add", "Sub", "Mul", "Div", "Max", "Min", "Mean", "Sum": try exportElementwise(node)
         case "Pad": try exportPad(node)
@@ -28,7 +29,8 @@ extension KerasExporter {
         case "PRelu": try exportParametricRelu(node)
         case "LeakyRelu":
             let source = try input(node, 0)
-            addLayer("LeakyReLU", name: output, config: [("negative_slope", .number(Double(node.attribute("alpha")?.floatValue ?? 0.01)))],
+            // ReLU(negative_slope:) means the same in Keras 2 and 3; LeakyReLU renamed its argument between them.
+            addLayer("ReLU", name: output, config: [("negative_slope", .number(Double(node.attribute("alpha")?.floatValue ?? 0.01)))],
                      inputs: [source], output: output, relation: source.relation, shape: source.shape)
         case "Elu" where (node.attribute("alpha")?.floatValue ?? 1) != 1:
             let source = try input(node, 0)
@@ -60,11 +62,15 @@ extension KerasExporter {
         let rank = source.rank
         if rank >= 3, source.relation == .same, perm.map(Int64.init) == KerasGraphBuilder.toChannelsFirst(rank: rank) {
             // The Keras tensor already is channels-last: only the bookkeeping changes.
-            values[output] = ExportValue(layer: source.layer, relation: .channelsLast, shape: source.shape, dataType: source.dataType)
+            var flipped = source
+            flipped.relation = .channelsLast
+            values[output] = flipped
             return
         }
         if rank >= 3, source.relation == .channelsLast, perm.map(Int64.init) == KerasGraphBuilder.toChannelsLast(rank: rank) {
-            values[output] = ExportValue(layer: source.layer, relation: .same, shape: source.shape, dataType: source.dataType)
+            var flipped = source
+            flipped.relation = .same
+            values[output] = flipped
             return
         }
         guard perm.first == 0 else { throw noEquivalent(node, "moves the batch axis") }
@@ -86,7 +92,8 @@ extension KerasExporter {
         addLayer("BatchNormalization", name: output, config: [
             ("axis", Self.number(axis)), ("epsilon", .number(Double(node.attribute("epsilon")?.floatValue ?? 1e-5))),
             ("momentum", .number(Double(node.attribute("momentum")?.floatValue ?? 0.9))), ("center", .bool(true)), ("scale", .bool(true)),
-        ], inputs: [source], weights: weights, output: output, relation: source.relation, shape: source.shape)
+        ], inputs: [source], weights: weights, sharing: Array(node.inputs.dropFirst()), output: output, relation: source.relation,
+           shape: source.shape)
     }
 
     mutating func exportLayerNormalization(_ node: Node) throws {
@@ -102,7 +109,7 @@ extension KerasExporter {
             ("center", .bool(true)), ("scale", .bool(true)),
         ], inputs: [source], weights: [("gamma", Tensor(name: "gamma", shape: [gamma.count], values: gamma)),
                                        ("beta", Tensor(name: "beta", shape: [beta.count], values: beta))],
-                 output: output, relation: .same, shape: source.shape)
+                 sharing: Array(node.inputs.dropFirst()), output: output, relation: .same, shape: source.shape)
     }
 
     mutating func exportPooling(_ node: Node) throws {
@@ -201,6 +208,36 @@ extension KerasExporter {
                  relation: .same, shape: kerasShape, dataType: source.dataType)
     }
 
+    /// Squeeze / Unsqueeze of non-batch axes as a Keras Reshape (axes from the attribute or, opset 13+, the input).
+    mutating func exportSqueeze(_ node: Node) throws {
+        let output = node.outputs[0]
+        let source = same(try input(node, 0), name: output)
+        var axes = node.attribute("axes")?.intsValue ?? []
+        if node.inputs.count > 1, !node.inputs[1].isEmpty {
+            guard let values = constant(node.inputs[1])?.integerValues() else { throw noEquivalent(node, "has computed axes") }
+            axes = values
+        }
+        var shape = source.shape
+        if node.opType == "Squeeze" {
+            let rank = shape.count
+            let positive = Set(axes.map { Int($0 < 0 ? $0 + Int64(rank) : $0) })
+            guard !positive.isEmpty, !positive.contains(0), positive.allSatisfy({ shape[$0] == 1 }) else {
+                throw noEquivalent(node, "squeezes the batch axis or axes not known to be 1")
+            }
+            shape = shape.enumerated().filter { !positive.contains($0.offset) }.map(\.element)
+        } else {
+            let rank = shape.count + axes.count
+            for axis in axes.map({ Int($0 < 0 ? $0 + Int64(rank) : $0) }).sorted() {
+                guard axis > 0, axis <= shape.count else { throw noEquivalent(node, "inserts an axis before the batch") }
+                shape.insert(1, at: axis)
+            }
+        }
+        let target = shape.dropFirst().compactMap { $0 }
+        guard target.count == shape.count - 1 else { throw noEquivalent(node, "reshapes to extents that are not known") }
+        addLayer("Reshape", name: output, config: [("target_shape", Self.numbers(Array(target)))], inputs: [source], output: output,
+                 relation: .same, shape: shape, dataType: source.dataType)
+    }
+
     /// Inputs in one common relation: channels-last when any is and all are spatial, else as the IR has them.
     mutating func aligned(_ inputs: [ExportValue], name: String) throws -> [ExportValue] {
         let rank = inputs[0].rank
@@ -218,7 +255,7 @@ extension KerasExporter {
         var shape = sources[0].shape
         shape[axis] = sources.reduce(Optional(0)) { total, value in total.flatMap { total in value.shape[axis].map { total + $0 } } }
         addLayer("Concatenate", name: output, config: [("axis", Self.number(axis == sources[0].rank - 1 ? -1 : axis))], inputs: sources,
-                 takesList: true, output: output, relation: sources[0].relation, shape: shape)
+                 output: output, relation: sources[0].relation, shape: shape)
     }
 
     mutating func exportElementwise(_ node: Node) throws {
@@ -250,7 +287,7 @@ extension KerasExporter {
             return
         }
         let sources = try aligned(raw, name: output)
-        addLayer(className, name: output, config: [], inputs: sources, takesList: true, output: output, relation: sources[0].relation,
+        addLayer(className, name: output, config: [], inputs: sources, output: output, relation: sources[0].relation,
                  shape: sources.max(by: { $0.rank < $1.rank })!.shape)
     }
 }

@@ -85,7 +85,7 @@ extension KerasExporter {
         let output = node.outputs[0]
         addLayer("Embedding", name: output, config: [("input_dim", Self.number(table.shape[0])), ("output_dim", Self.number(table.shape[1]))],
                  inputs: [indices], weights: [("embeddings", Tensor(name: "embeddings", shape: table.shape, values: values))],
-                 output: output, relation: .same, shape: indices.shape + [table.shape[1]])
+                 sharing: [node.inputs[0]], output: output, relation: .same, shape: indices.shape + [table.shape[1]])
     }
 
     /// A Cast that only feeds Gather indices is Keras's own cast inside Embedding; float-to-float casts are no-ops here.
@@ -118,7 +118,7 @@ extension KerasExporter {
         let shared = shape.enumerated().filter { $0.element == 1 && source.shape[$0.offset + 1] != 1 }.map { $0.offset + 1 }
         let output = node.outputs[0]
         addLayer("PReLU", name: output, config: [("shared_axes", shared.isEmpty ? .null : Self.numbers(shared))], inputs: [source],
-                 weights: [("alpha", Tensor(name: "alpha", shape: shape, values: slope.values))], output: output,
+                 weights: [("alpha", Tensor(name: "alpha", shape: shape, values: slope.values))], sharing: [node.inputs[1], "\(source.relation)"], output: output,
                  relation: source.relation, shape: source.shape)
     }
 }

@@ -14,6 +14,8 @@ enum ExportRelation: Equatable {
 /// An IR value as a Keras tensor: which layer makes it, how it relates, its Keras shape.
 struct ExportValue {
     var layer: Int
+    /// Which call of the layer (shared layers are called more than once).
+    var call = 0
     var relation: ExportRelation
     var shape: [Int?]
     var dataType: DataType = .float
@@ -27,9 +29,8 @@ struct ExportLayer {
     var className: String
     var baseName: String
     var config: [(String, JSONValue)]
-    var inputs: [Int]
-    /// Merge layers take their inputs as one list.
-    var takesList: Bool
+    /// Inputs of each call as (layer, call) pairs.
+    var calls: [[(layer: Int, call: Int)]]
     var weights: [(role: String, tensor: Tensor)]
     var name = ""
 }
@@ -46,6 +47,8 @@ struct KerasExporter {
     let consumers: [String: [Int]]
     let outputNames: Set<String>
     private var conversions: [String: ExportValue] = [:]
+    /// Layers with weights by (class, settings, IR weight names): nodes sharing weights share one Keras layer.
+    private var sharedLayers: [String: Int] = [:]
 
     init(graph: Graph) {
         self.graph = graph
@@ -101,7 +104,7 @@ struct KerasExporter {
             ("dtype", .string(Self.kerasDataType(elementType))), ("sparse", .bool(false)),
         ]
         if kerasShape.first! != nil { config[0].1 = .array([.null] + kerasShape.dropFirst().map { $0.map { .number(Double($0)) } ?? .null }) }
-        layers.append(ExportLayer(className: "InputLayer", baseName: input.name, config: config, inputs: [], takesList: false, weights: []))
+        layers.append(ExportLayer(className: "InputLayer", baseName: input.name, config: config, calls: [], weights: []))
         values[input.name] = ExportValue(layer: layers.count - 1, relation: .same, shape: [nil] + kerasShape.dropFirst(), dataType: elementType)
     }
 
@@ -123,11 +126,19 @@ struct KerasExporter {
     /// Adds a layer consuming `inputs` and records its result as IR value `output`.
     @discardableResult
     mutating func addLayer(_ className: String, name: String, config: [(String, JSONValue)], inputs: [ExportValue],
-                           weights: [(role: String, tensor: Tensor)] = [], takesList: Bool = false,
+                           weights: [(role: String, tensor: Tensor)] = [], sharing: [String] = [],
                            output: String?, relation: ExportRelation, shape: [Int?], dataType: DataType = .float) -> ExportValue {
-        layers.append(ExportLayer(className: className, baseName: name, config: config, inputs: inputs.map(\.layer),
-                                  takesList: takesList, weights: weights))
-        let value = ExportValue(layer: layers.count - 1, relation: relation, shape: shape, dataType: dataType)
+        let references = inputs.map { (layer: $0.layer, call: $0.call) }
+        let key = sharing.isEmpty ? nil : ([className, JSONWriter.write(.object(config), pretty: false)] + sharing).joined(separator: "|")
+        var value: ExportValue
+        if let key, let existing = sharedLayers[key] {
+            layers[existing].calls.append(references)
+            value = ExportValue(layer: existing, call: layers[existing].calls.count - 1, relation: relation, shape: shape, dataType: dataType)
+        } else {
+            layers.append(ExportLayer(className: className, baseName: name, config: config, calls: [references], weights: weights))
+            if let key { sharedLayers[key] = layers.count - 1 }
+            value = ExportValue(layer: layers.count - 1, relation: relation, shape: shape, dataType: dataType)
+        }
         if let output { values[output] = value }
         return value
     }
@@ -158,7 +169,7 @@ struct KerasExporter {
         switch value.relation {
         case .same: return value
         case .channelsLast:
-            let key = "\(value.layer)|same"
+            let key = "\(value.layer).\(value.call)|same"
             if let done = conversions[key] { return done }
             let rank = value.rank
             let dims = [rank - 1] + Array(1..<(rank - 1))
@@ -168,7 +179,7 @@ struct KerasExporter {
             conversions[key] = result
             return result
         case .permutedFeatures(let spatial, let channels):
-            let key = "\(value.layer)|same"
+            let key = "\(value.layer).\(value.call)|same"
             if let done = conversions[key] { return done }
             let unflat = addLayer("Reshape", name: "\(name)_unflatten", config: [("target_shape", .array((spatial + [channels]).map { .number(Double($0)) }))],
                                   inputs: [value], output: nil, relation: .channelsLast, shape: [nil] + spatial.map { $0 } + [channels])
@@ -187,7 +198,7 @@ struct KerasExporter {
         case .permutedFeatures: throw NNPipeError(.unsupported, "a flattened tensor cannot feed a spatial layer")
         case .same:
             guard value.rank >= 3 else { throw NNPipeError(.unsupported, "input of rank \(value.rank) is not spatial") }
-            let key = "\(value.layer)|channelsLast"
+            let key = "\(value.layer).\(value.call)|channelsLast"
             if let done = conversions[key] { return done }
             let rank = value.rank
             let dims = Array(2..<rank) + [1]

@@ -3,7 +3,7 @@ import NNPipeCore
 import NNPipeHDF5
 
 /// Keras legacy HDF5 models (`.h5`, Keras 2 and 3): read and write.
-public struct KerasHDF5Format: ModelFormat {
+public struct KerasFormat: ModelFormat {
     public init() {}
     public var name: String { "keras-h5" }
     public var fileExtensions: [String] { ["h5", "hdf5"] }
@@ -12,7 +12,9 @@ public struct KerasHDF5Format: ModelFormat {
     /// (Keras 2 `layer_names`, Keras 3 `layers/` + `vars/`) so that reading it can say what is
     /// missing instead of "not a model".
     public func recognizes(fileAt url: URL, header: [UInt8]) -> Bool {
-        guard HDF5File.hasSignature(header), let root = try? HDF5File(reading: url).rootGroup() else { return false }
+        guard HDF5File.hasSignature(header) else { return false }
+        // An HDF5 file libhdf5 cannot open (truncated, corrupt) is still ours: reading it says exactly why.
+        guard let root = try? HDF5File(reading: url).rootGroup() else { return true }
         return root.attributes.contains("model_config") || root.attributes.contains("layer_names")
             || root.attributes.contains("layer_names0") || root.memberKind("model_weights") == .group
             || (root.memberKind("layers") == .group && root.memberKind("vars") == .group)

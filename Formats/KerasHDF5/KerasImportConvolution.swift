@@ -79,11 +79,11 @@ extension KerasImporter {
         // (k..., in/g, out) -> (out, in/g, k...)
         let permutation = [spatialRank + 1, spatialRank] + Array(0..<spatialRank)
         let onnxKernel = WeightLayout.permute(kernel.values, shape: kernel.shape, permutation: permutation)
-        let kernelName = builder.constant("\(output)/kernel", shape: permutation.map { kernel.shape[$0] }, values: onnxKernel)
+        let kernelName = layerConstant("kernel", shape: permutation.map { kernel.shape[$0] }, values: onnxKernel)
         var inputs = [source.name, kernelName]
         if useBias {
             let bias = try weight(weights, 1, "bias", layer, expected: [filters])
-            inputs.append(builder.constant("\(output)/bias", shape: [filters], values: bias.values))
+            inputs.append(layerConstant("bias", shape: [filters], values: bias.values))
         }
         let (padding, spatialOut) = try windowAttributes(window, spatial: input.spatial, layer: layer)
         let attributes = padding + [.ints("dilations", window.dilations.map(Int64.init)), .int("group", Int64(groups))]
@@ -111,10 +111,10 @@ extension KerasImporter {
         let useBias = try layer.bool("use_bias", default: true)
         try expectWeightCount(weights, useBias ? 2 : 1, layer)
         let kernel = depthwiseKernel(try weight(weights, 0, "depthwise_kernel", layer, expected: window.kernel.map { $0 } + [channels, multiplier]))
-        var inputs = [source.name, builder.constant("\(output)/depthwise_kernel", shape: kernel.shape, values: kernel.values)]
+        var inputs = [source.name, layerConstant("depthwise_kernel", shape: kernel.shape, values: kernel.values)]
         if useBias {
             let bias = try weight(weights, 1, "bias", layer, expected: [channels * multiplier])
-            inputs.append(builder.constant("\(output)/bias", shape: [channels * multiplier], values: bias.values))
+            inputs.append(layerConstant("bias", shape: [channels * multiplier], values: bias.values))
         }
         let (padding, spatialOut) = try windowAttributes(window, spatial: input.spatial, layer: layer)
         let attributes = padding + [.ints("dilations", window.dilations.map(Int64.init)), .int("group", Int64(channels))]
@@ -137,15 +137,15 @@ extension KerasImporter {
         let pointwise = try weight(weights, 1, "pointwise_kernel", layer,
                                    expected: Array(repeating: 1, count: spatialRank) + [channels * multiplier, filters])
         let (padding, spatialOut) = try windowAttributes(window, spatial: input.spatial, layer: layer)
-        let depthwiseName = builder.constant("\(output)/depthwise_kernel", shape: depthwise.shape, values: depthwise.values)
+        let depthwiseName = layerConstant("depthwise_kernel", shape: depthwise.shape, values: depthwise.values)
         let middle = builder.add("Conv", name: "\(output)/depthwise", inputs: [source.name, depthwiseName],
                                  attributes: padding + [.ints("dilations", window.dilations.map(Int64.init)), .int("group", Int64(channels))])
         let permutation = [spatialRank + 1, spatialRank] + Array(0..<spatialRank)
         let pointwiseValues = WeightLayout.permute(pointwise.values, shape: pointwise.shape, permutation: permutation)
-        var inputs = [middle, builder.constant("\(output)/pointwise_kernel", shape: permutation.map { pointwise.shape[$0] }, values: pointwiseValues)]
+        var inputs = [middle, layerConstant("pointwise_kernel", shape: permutation.map { pointwise.shape[$0] }, values: pointwiseValues)]
         if useBias {
             let bias = try weight(weights, 2, "bias", layer, expected: [filters])
-            inputs.append(builder.constant("\(output)/bias", shape: [filters], values: bias.values))
+            inputs.append(layerConstant("bias", shape: [filters], values: bias.values))
         }
         let ones = Array(repeating: Int64(1), count: spatialRank)
         try finishWithActivation(layer, produce: { importer, target in
@@ -167,11 +167,11 @@ extension KerasImporter {
         let kernel = try weight(weights, 0, "kernel", layer, expected: window.kernel.map { $0 } + [filters, channels])
         // (kh, kw, out, in) -> (in, out, kh, kw)
         let permutation = [3, 2, 0, 1]
-        var inputs = [source.name, builder.constant("\(output)/kernel", shape: permutation.map { kernel.shape[$0] },
+        var inputs = [source.name, layerConstant("kernel", shape: permutation.map { kernel.shape[$0] },
                                                     values: WeightLayout.permute(kernel.values, shape: kernel.shape, permutation: permutation))]
         if useBias {
             let bias = try weight(weights, 1, "bias", layer, expected: [filters])
-            inputs.append(builder.constant("\(output)/bias", shape: [filters], values: bias.values))
+            inputs.append(layerConstant("bias", shape: [filters], values: bias.values))
         }
         var begins: [Int64] = [], ends: [Int64] = [], outputPadding: [Int64] = []
         var spatialOut: [Int?] = []

@@ -18,9 +18,9 @@ extension KerasImporter {
             let permutation = [rank - 2] + Array(0..<(rank - 2)) + [rank - 1]
             kernelValues = WeightLayout.permute(kernelValues, shape: shape, permutation: permutation)
         }
-        let kernelName = builder.constant("\(output)/kernel", shape: kernel.shape, values: kernelValues)
+        let kernelName = layerConstant("kernel", shape: kernel.shape, values: kernelValues)
         let biasName = useBias
-            ? builder.constant("\(output)/bias", shape: [units], values: try weight(weights, 1, "bias", layer, expected: [units]).values)
+            ? layerConstant("bias", shape: [units], values: try weight(weights, 1, "bias", layer, expected: [units]).values)
             : nil
         let rank = source.rank
         try finishWithActivation(layer, produce: { importer, target in
@@ -70,10 +70,10 @@ extension KerasImporter {
         let count = mean.count
         let inputs = [
             source.name,
-            builder.constant("\(output)/gamma", shape: [count], values: gamma ?? Array(repeating: 1, count: count)),
-            builder.constant("\(output)/beta", shape: [count], values: beta ?? Array(repeating: 0, count: count)),
-            builder.constant("\(output)/moving_mean", shape: [count], values: mean),
-            builder.constant("\(output)/moving_variance", shape: [count], values: variance),
+            layerConstant("gamma", shape: [count], values: gamma ?? Array(repeating: 1, count: count)),
+            layerConstant("beta", shape: [count], values: beta ?? Array(repeating: 0, count: count)),
+            layerConstant("moving_mean", shape: [count], values: mean),
+            layerConstant("moving_variance", shape: [count], values: variance),
         ]
         // Keras's epsilon default is 1e-3; ONNX's is 1e-5, so it is always written.
         builder.add("BatchNormalization", name: output, inputs: inputs, output: output,
@@ -95,8 +95,8 @@ extension KerasImporter {
         guard let count = features ?? weights.first?.shape.first else { throw layer.unsupported("unknown feature count") }
         let gamma = scale ? try weight(weights, 0, "gamma", layer, expected: [count]).values : Array(repeating: 1, count: count)
         let beta = center ? try weight(weights, scale ? 1 : 0, "beta", layer, expected: [count]).values : Array(repeating: 0, count: count)
-        let inputs = [source.name, builder.constant("\(output)/gamma", shape: [count], values: gamma),
-                      builder.constant("\(output)/beta", shape: [count], values: beta)]
+        let inputs = [source.name, layerConstant("gamma", shape: [count], values: gamma),
+                      layerConstant("beta", shape: [count], values: beta)]
         builder.add("LayerNormalization", name: output, inputs: inputs, output: output,
                     attributes: [.int("axis", -1), .float("epsilon", Float(try layer.number("epsilon", default: 1e-3)))])
         source.name = output
@@ -113,7 +113,7 @@ extension KerasImporter {
             // Keras casts float ids to int inside the layer; ONNX Gather needs integer indices.
             indices = builder.add("Cast", name: "\(output)/cast", inputs: [indices], attributes: [.int("to", Int64(DataType.int64.rawValue))])
         }
-        let tableName = builder.constant("\(output)/embeddings", shape: table.shape, values: table.values)
+        let tableName = layerConstant("embeddings", shape: table.shape, values: table.values)
         builder.add("Gather", name: output, inputs: [tableName, indices], output: output, attributes: [.int("axis", 0)])
         return KerasValue(name: output, layout: .keras, shape: input.shape + [dimensions])
     }

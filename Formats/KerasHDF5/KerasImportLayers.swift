@@ -198,7 +198,7 @@ extension KerasImporter {
             slope = WeightLayout.permute(slope, shape: slopeShape, permutation: permutation)
             slopeShape = permutation.map { slopeShape[$0] }
         }
-        let slopeName = builder.constant("\(output)/alpha", shape: slopeShape, values: slope)
+        let slopeName = layerConstant("alpha", shape: slopeShape, values: slope)
         builder.add("PRelu", name: output, inputs: [value.name, slopeName], output: output)
         value.name = output
         return value

@@ -60,7 +60,7 @@ extension KerasImporter {
             throw layer.unsupported("has no target_shape")
         }
         let source = builder.value(input, in: .keras)
-        let shapeName = builder.constant("\(output)/shape", shape: [target.count + 1], integers: [0] + target.map(Int64.init))
+        let shapeName = layerConstant("shape", shape: [target.count + 1], integers: [0] + target.map(Int64.init))
         builder.add("Reshape", name: output, inputs: [source.name, shapeName], output: output)
         var shape: [Int?] = [input.shape[0]] + target.map { $0 < 0 ? nil : $0 }
         let known = input.shape.dropFirst().compactMap { $0 }
@@ -85,7 +85,7 @@ extension KerasImporter {
         let pairs = try layer.pairs("padding", axes: spatialRank)
         let source = builder.value(input, in: .channelsFirst)
         let pads = [0, 0] + pairs.map { Int64($0.begin) } + [0, 0] + pairs.map { Int64($0.end) }
-        let padsName = builder.constant("\(output)/pads", shape: [pads.count], integers: pads)
+        let padsName = layerConstant("pads", shape: [pads.count], integers: pads)
         builder.add("Pad", name: output, inputs: [source.name, padsName], output: output, attributes: [.string("mode", "constant")])
         let spatial = zip(input.spatial, pairs).map { extent, pair in extent.map { $0 + pair.begin + pair.end } }
         return KerasValue(name: output, layout: .channelsFirst, shape: [input.shape[0]] + spatial + [input.channels])
@@ -96,10 +96,10 @@ extension KerasImporter {
         guard spatialRank >= 1 else { throw layer.unsupported("input of rank \(input.rank) is not spatial") }
         let pairs = try layer.pairs("cropping", axes: spatialRank)
         let source = builder.value(input, in: .channelsFirst)
-        let starts = builder.constant("\(output)/starts", shape: [spatialRank], integers: pairs.map { Int64($0.begin) })
-        let ends = builder.constant("\(output)/ends", shape: [spatialRank],
+        let starts = layerConstant("starts", shape: [spatialRank], integers: pairs.map { Int64($0.begin) })
+        let ends = layerConstant("ends", shape: [spatialRank],
                                     integers: pairs.map { $0.end == 0 ? Int64.max : -Int64($0.end) })
-        let axes = builder.constant("\(output)/axes", shape: [spatialRank], integers: (0..<spatialRank).map { Int64($0 + 2) })
+        let axes = layerConstant("axes", shape: [spatialRank], integers: (0..<spatialRank).map { Int64($0 + 2) })
         builder.add("Slice", name: output, inputs: [source.name, starts, ends, axes], output: output)
         let spatial = zip(input.spatial, pairs).map { extent, pair in extent.map { $0 - pair.begin - pair.end } }
         return KerasValue(name: output, layout: .channelsFirst, shape: [input.shape[0]] + spatial + [input.channels])
@@ -110,7 +110,7 @@ extension KerasImporter {
         let size = try layer.integers("size", count: 2, default: [2, 2])
         let interpolation = try layer.string("interpolation", default: "nearest")
         let source = builder.value(input, in: .channelsFirst)
-        let scales = builder.constant("\(output)/scales", shape: [4], values: [1, 1, Float(size[0]), Float(size[1])])
+        let scales = layerConstant("scales", shape: [4], values: [1, 1, Float(size[0]), Float(size[1])])
         let attributes: [Attribute]
         switch interpolation {
         case "nearest":

@@ -13,6 +13,9 @@ struct KerasImporter {
     let weightSource: any KerasWeightSource
     var values: [KerasTensorReference: KerasValue] = [:]
     var graphInputs: [ValueInfo] = []
+    /// The layer being converted, and its constants by role: a shared layer's later calls reuse them.
+    var currentLayer = ""
+    var layerConstants: [String: String] = [:]
 
     init(config: KerasModelConfig, weights: any KerasWeightSource) {
         self.config = config
@@ -54,6 +57,7 @@ struct KerasImporter {
                 }
                 let output = item.call == 0 ? layer.name : builder.uniqueName("\(layer.name)_call\(item.call)")
                 let result: KerasValue
+                currentLayer = layer.name
                 do {
                     result = try convert(layer, inputs: inputs, output: output, weights: weightCache[item.position]!)
                 } catch let error as NNPipeError where !error.message.hasPrefix("layer '") {
@@ -77,6 +81,23 @@ struct KerasImporter {
         let outputs = try finishOutputs()
         return KerasLiveNodes.pruned(Graph(name: config.name, nodes: builder.nodes, inputs: graphInputs, outputs: outputs,
                                            initializers: builder.initializers))
+    }
+
+    /// A constant of the current layer named `<layer>/<role>`, created once however often the layer is called.
+    mutating func layerConstant(_ role: String, shape: [Int], values: [Float]) -> String {
+        let key = "\(currentLayer)/\(role)"
+        if let existing = layerConstants[key] { return existing }
+        let name = builder.constant(key, shape: shape, values: values)
+        layerConstants[key] = name
+        return name
+    }
+
+    mutating func layerConstant(_ role: String, shape: [Int], integers: [Int64]) -> String {
+        let key = "\(currentLayer)/\(role)"
+        if let existing = layerConstants[key] { return existing }
+        let name = builder.constant(key, shape: shape, integers: integers)
+        layerConstants[key] = name
+        return name
     }
 
     private mutating func addInput(_ layer: KerasLayerConfig) throws {

@@ -17,8 +17,8 @@ enum KerasWriter {
         do { try exporter.run() } catch let error as NNPipeError { throw error.located(at: url.path) }
         let layers = assignNames(exporter)
         let config = modelConfig(name: sanitized(model.graph.name.isEmpty ? "model" : model.graph.name), layers: layers,
-                                 inputs: model.graph.runtimeInputs.map { exporter.values[$0.name]!.layer },
-                                 outputs: model.graph.outputs.map { exporter.values[$0.name]!.layer })
+                                 inputs: model.graph.runtimeInputs.map { exporter.values[$0.name]! },
+                                 outputs: model.graph.outputs.map { exporter.values[$0.name]! })
         try AtomicFile.write(to: url) { temporary in
             let file = try HDF5File(creating: temporary, errorCode: .io)
             let root = try file.rootGroup()
@@ -71,19 +71,24 @@ enum KerasWriter {
         return text.isEmpty ? "layer" : text
     }
 
-    static func modelConfig(name: String, layers: [ExportLayer], inputs: [Int], outputs: [Int]) -> JSONValue {
-        func reference(_ index: Int) -> JSONValue { .array([.string(layers[index].name), .number(0), .number(0)]) }
-        func endpoints(_ indices: [Int]) -> JSONValue { indices.count == 1 ? reference(indices[0]) : .array(indices.map(reference)) }
+    static func modelConfig(name: String, layers: [ExportLayer], inputs: [ExportValue], outputs: [ExportValue]) -> JSONValue {
+        func reference(_ value: ExportValue) -> JSONValue {
+            .array([.string(layers[value.layer].name), .number(Double(value.call)), .number(0)])
+        }
+        func endpoints(_ values: [ExportValue]) -> JSONValue { values.count == 1 ? reference(values[0]) : .array(values.map(reference)) }
         let entries: [JSONValue] = layers.map { layer in
-            var settings: [(String, JSONValue)] = [("name", .string(layer.name)), ("trainable", .bool(true))]
-            if layer.className != "InputLayer" { settings.append(("dtype", .string("float32"))) }
+            var settings: [(String, JSONValue)] = [("name", .string(layer.name))]
+            // tf_keras's InputLayer rejects `trainable`; other layers take it and a float32 dtype.
+            if layer.className != "InputLayer" { settings += [("trainable", .bool(true)), ("dtype", .string("float32"))] }
             settings += layer.config
-            // Keras 2's inbound-node form, which Keras 3 still reads: one call, inputs as [layer, 0, 0, {}].
-            let call: JSONValue = .array(layer.inputs.map { .array([.string(layers[$0].name), .number(0), .number(0), .object([])]) })
+            // Keras 2's inbound-node form, which Keras 3 still reads: per call, inputs as [layer, call, 0, {}].
+            let calls: [JSONValue] = layer.calls.map { call in
+                .array(call.map { .array([.string(layers[$0.layer].name), .number(Double($0.call)), .number(0), .object([])]) })
+            }
             return .object([
                 ("module", .string("keras.layers")), ("class_name", .string(layer.className)), ("config", .object(settings)),
                 ("registered_name", .null), ("name", .string(layer.name)),
-                ("inbound_nodes", layer.className == "InputLayer" ? .array([]) : .array([call])),
+                ("inbound_nodes", .array(calls)),
             ])
         }
         return .object([

@@ -65,14 +65,15 @@ struct KerasBadInputTests {
         let bytes = try Data(contentsOf: TestEnvironment.fixture("keras/k3_mlp.h5"))
         let truncated = folder.appendingPathComponent("truncated.h5")
         try bytes.prefix(bytes.count / 2).write(to: truncated)
-        let error = try #require(throws: NNPipeError.self) { try KerasHDF5Format().read(from: truncated) }
+        let error = try #require(throws: NNPipeError.self) { try KerasFixtures.registry.read(truncated) }
         #expect(error.code == .invalidModel)
-        #expect(error.message.hasPrefix("not a readable HDF5 file"))
+        #expect(error.message.hasPrefix("not a readable HDF5 file"), "\(error)")
+        #expect(error.message.contains("truncated"), "\(error)")
         #expect(!error.description.contains("\n"))
 
         let text = folder.appendingPathComponent("text.h5")
         try Data("not hdf5".utf8).write(to: text)
-        #expect(throws: NNPipeError.self) { try KerasHDF5Format().read(from: text) }
+        #expect(throws: NNPipeError.self) { try KerasFormat().read(from: text) }
         let unknown = try #require(throws: NNPipeError.self) { try KerasFixtures.registry.read(text) }
         #expect(unknown.message.hasPrefix("not a model file nnpipe can read"))
 
@@ -80,14 +81,14 @@ struct KerasBadInputTests {
         do {
             try HDF5File(creating: plain).rootGroup().createDataset("x", tensor: Tensor(name: "x", shape: [1], values: [Float(1)]))
         }
-        let notKeras = try #require(throws: NNPipeError.self) { try KerasHDF5Format().read(from: plain) }
+        let notKeras = try #require(throws: NNPipeError.self) { try KerasFormat().read(from: plain) }
         #expect(notKeras.message.contains("not a Keras model"))
     }
 
     @Test("a weights-only file says it has weights but no architecture")
     func weightsOnly() throws {
         let url = TestEnvironment.fixture("keras/k3_mlp.weights.h5")
-        #expect(KerasHDF5Format().recognizes(fileAt: url, header: Array(try Data(contentsOf: url).prefix(4096))))
+        #expect(KerasFormat().recognizes(fileAt: url, header: Array(try Data(contentsOf: url).prefix(4096))))
         let error = try #require(throws: NNPipeError.self) { try KerasFixtures.registry.read(url) }
         #expect(error.message.contains("holds Keras weights but no architecture"))
     }

@@ -6,7 +6,7 @@ import Testing
 
 /// Every committed fixture model (Keras 2 and 3, .h5 and .keras).
 enum KerasFixtures {
-    static let names = ["sequential_cnn", "functional_residual", "separable", "mlp", "multi_input", "sequence", "embedding"]
+    static let names = ["sequential_cnn", "functional_residual", "separable", "mlp", "multi_input", "sequence", "embedding", "extras", "rank3"]
     static let models: [String] = ["k3", "k2"].flatMap { prefix in names.map { "\(prefix)_\($0).h5" } }
         + ["k3_sequential_cnn.keras", "k3_functional_residual.keras", "k3_multi_input.keras"]
 
@@ -14,7 +14,7 @@ enum KerasFixtures {
         try registry.read(TestEnvironment.fixture("keras/\(file)"))
     }
 
-    static let registry = FormatRegistry([KerasHDF5Format(), KerasArchiveFormat()])
+    static let registry = FormatRegistry([KerasFormat(), KerasArchiveFormat()])
 }
 
 @Suite("Keras import")

@@ -36,7 +36,7 @@ struct KerasRoundTripTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let model = try KerasFixtures.read(file)
         let output = folder.appendingPathComponent("roundtrip.h5")
-        try KerasHDF5Format().write(model, to: output)
+        try KerasFormat().write(model, to: output)
         let stem = file.replacingOccurrences(of: ".keras", with: "").replacingOccurrences(of: ".h5", with: "")
         let io = TestEnvironment.fixture("keras/\(stem).io.h5")
         let result: ProcessResult
@@ -81,10 +81,59 @@ struct KerasTwoToThreeTests {
         let folder = try TestEnvironment.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let converted = folder.appendingPathComponent("converted.h5")
-        try KerasHDF5Format().write(try KerasFixtures.read("\(stem).h5"), to: converted)
+        try KerasFormat().write(try KerasFixtures.read("\(stem).h5"), to: converted)
         let result = try ProcessRunner.python(KerasRoundTripTests.predictScript, [converted.path, TestEnvironment.fixture("keras/\(stem).io.h5").path])
         try #require(result.status == 0, "\(result.standardError.suffix(1500))")
         let difference = try #require(try JSONParser.parse(String(result.standardOutput.split(separator: "\n").last ?? ""))["max_abs_diff"]?.numberValue)
         #expect(difference <= KerasRoundTripTests.tolerance)
+    }
+}
+
+/// Opt-in (tf_keras needs TensorFlow, kept out of CI): `NNPIPE_TF_KERAS_PYTHON=/path/to/python`
+/// with tensorflow-cpu and tf_keras installed. nnpipe's .h5 must load in Keras 2 too.
+@Suite("Keras 2 loads nnpipe's .h5", .enabled(if: ProcessInfo.processInfo.environment["NNPIPE_TF_KERAS_PYTHON"] != nil))
+struct KerasTwoLoadsTests {
+    static let script = KerasRoundTripTests.predictScript
+        .replacingOccurrences(of: #"os.environ["KERAS_BACKEND"] = "numpy""#, with: #"os.environ["TF_USE_LEGACY_KERAS"] = "1""#)
+        .replacingOccurrences(of: "import numpy as np, h5py, keras", with: "import numpy as np, h5py, tf_keras as keras")
+
+    @Test("tf_keras loads and predicts like the original", arguments: KerasFixtures.models)
+    func loads(file: String) throws {
+        let python = URL(fileURLWithPath: ProcessInfo.processInfo.environment["NNPIPE_TF_KERAS_PYTHON"]!)
+        let folder = try TestEnvironment.temporaryFolder("nnpipe-keras2")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("converted.h5")
+        try KerasFormat().write(try KerasFixtures.read(file), to: output)
+        let stem = file.replacingOccurrences(of: ".keras", with: "").replacingOccurrences(of: ".h5", with: "")
+        let result = try ProcessRunner.run(python, ["-c", Self.script, output.path, TestEnvironment.fixture("keras/\(stem).io.h5").path])
+        try #require(result.status == 0, "tf_keras failed on \(file): \(result.standardError.suffix(1500))")
+        let difference = try #require(try JSONParser.parse(String(result.standardOutput.split(separator: "\n").last ?? ""))["max_abs_diff"]?.numberValue)
+        #expect(difference <= KerasRoundTripTests.tolerance, "\(file): \(difference)")
+    }
+}
+
+/// The imported IR itself, run by onnxruntime (through a test-only JSON bridge until the ONNX
+/// writer is merged), must predict what Keras predicted: checks the reader independently of the writer.
+@Suite("Keras import runs in onnxruntime")
+struct KerasOnnxRuntimeTests {
+    @Test("imported IR passes onnx.checker and matches Keras's predictions", arguments: KerasFixtures.models)
+    func matchesKeras(file: String) throws {
+        let model = try KerasFixtures.read(file)
+        let folder = try TestEnvironment.temporaryFolder("nnpipe-ort")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let dump = folder.appendingPathComponent("model.json")
+        try Data(IRBridge.json(model).utf8).write(to: dump)
+        let stem = file.replacingOccurrences(of: ".keras", with: "").replacingOccurrences(of: ".h5", with: "")
+        let result: ProcessResult
+        do {
+            result = try ProcessRunner.python(IRBridge.runScript, [dump.path, TestEnvironment.fixture("keras/\(stem).io.h5").path])
+        } catch is InteropUnavailable {
+            if TestEnvironment.isCI { Issue.record("Python interop environment missing in CI") }
+            return
+        }
+        try #require(result.status == 0, "onnxruntime failed on \(file): \(result.standardError.suffix(1500))")
+        let difference = try #require(try JSONParser.parse(String(result.standardOutput.split(separator: "\n").last ?? ""))["max_abs_diff"]?.numberValue)
+        print("onnxruntime \(file): max abs diff \(difference)")
+        #expect(difference <= KerasRoundTripTests.tolerance, "\(file): \(difference)")
     }
 }

@@ -8,7 +8,8 @@ import Testing
 /// The writer on graphs that did not come from Keras: NCHW interfaces, QDQ nodes, failures.
 @Suite("Keras writer")
 struct KerasWriterTests {
-    /// x: NCHW [N, 3, 4, 4] -> Conv 1x1 (5) -> Relu -> GlobalAveragePool -> Flatten -> Gemm(transB) (2), as PyTorch exports it.
+    /// x: NCHW [N, 3, 4, 4] -> Conv 1x1 (5) -> Relu -> GlobalAveragePool -> Squeeze/Unsqueeze -> Flatten -> Gemm(transB) (2),
+    /// as PyTorch exports such things.
     static func channelsFirstModel() -> (Model, weights: [Float], bias: [Float], dense: [Float], denseBias: [Float]) {
         let weights = (0..<15).map { Float($0 % 7) * 0.25 - 0.6 }
         let bias = [Float](arrayLiteral: 0.1, -0.2, 0.3, 0, 0.05)
@@ -21,7 +22,9 @@ struct KerasWriterTests {
                      attributes: [.ints("kernel_shape", [1, 1]), .ints("pads", [0, 0, 0, 0]), .ints("strides", [1, 1])]),
                 Node(name: "/relu/Relu", opType: "Relu", inputs: ["/conv/Conv_output_0"], outputs: ["/relu/Relu_output_0"]),
                 Node(name: "/pool/GlobalAveragePool", opType: "GlobalAveragePool", inputs: ["/relu/Relu_output_0"], outputs: ["pooled"]),
-                Node(name: "/Flatten", opType: "Flatten", inputs: ["pooled"], outputs: ["flat"], attributes: [.int("axis", 1)]),
+                Node(name: "/Squeeze", opType: "Squeeze", inputs: ["pooled", "squeeze_axes"], outputs: ["squeezed"]),
+                Node(name: "/Unsqueeze", opType: "Unsqueeze", inputs: ["squeezed"], outputs: ["unsqueezed"], attributes: [.ints("axes", [2])]),
+                Node(name: "/Flatten", opType: "Flatten", inputs: ["unsqueezed"], outputs: ["flat"], attributes: [.int("axis", 1)]),
                 Node(name: "/fc/Gemm", opType: "Gemm", inputs: ["flat", "fc.weight", "fc.bias"], outputs: ["logits"],
                      attributes: [.int("transB", 1)]),
             ],
@@ -30,6 +33,7 @@ struct KerasWriterTests {
             initializers: [
                 Tensor(name: "conv.weight", shape: [5, 3, 1, 1], values: weights), Tensor(name: "conv.bias", shape: [5], values: bias),
                 Tensor(name: "fc.weight", shape: [2, 5], values: dense), Tensor(name: "fc.bias", shape: [2], values: denseBias),
+                Tensor(name: "squeeze_axes", shape: [2], values: [Int64(-1), 2]),
             ])
         return (Model(irVersion: 8, opsetImports: [OperatorSetID(domain: "", version: 17)], graph: graph), weights, bias, dense, denseBias)
     }
@@ -40,7 +44,7 @@ struct KerasWriterTests {
         let folder = try TestEnvironment.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let url = folder.appendingPathComponent("torch_like.h5")
-        try KerasHDF5Format().write(model, to: url)
+        try KerasFormat().write(model, to: url)
 
         // Reference computed directly from the op definitions.
         let batch = 2
@@ -67,7 +71,7 @@ struct KerasWriterTests {
         let root = try HDF5File(reading: url).rootGroup()
         let config = try JSONParser.parse(try #require(try root.attributes.string("model_config")))
         let classes = config["config"]?["layers"]?.arrayValue?.compactMap { $0["class_name"]?.stringValue }
-        #expect(classes == ["InputLayer", "Permute", "Conv2D", "GlobalAveragePooling2D", "Dense"])
+        #expect(classes == ["InputLayer", "Permute", "Conv2D", "GlobalAveragePooling2D", "Permute", "Reshape", "Reshape", "Flatten", "Dense"])
         let result: ProcessResult
         do { result = try ProcessRunner.python(KerasRoundTripTests.predictScript, [url.path, io.path]) } catch is InteropUnavailable {
             if TestEnvironment.isCI { Issue.record("Python interop environment missing in CI") }
@@ -82,12 +86,12 @@ struct KerasWriterTests {
     func unsupportedNode(opType: String) throws {
         var (model, _, _, _, _) = Self.channelsFirstModel()
         model.graph.initializers += [Tensor(name: "scale", shape: [], values: [Float(0.1)]), Tensor(name: "zero", shape: [], values: [UInt8(0)])]
-        model.graph.nodes.insert(Node(name: "quantize_pooled", opType: opType, inputs: ["flat", "scale", "zero"], outputs: ["q"]), at: 4)
+        model.graph.nodes.insert(Node(name: "quantize_pooled", opType: opType, inputs: ["flat", "scale", "zero"], outputs: ["q"]), at: 6)
         model.graph.outputs.append(ValueInfo(name: "q", type: .tensor(elementType: .uint8, shape: nil)))
         let folder = try TestEnvironment.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let url = folder.appendingPathComponent("quantized.h5")
-        let error = try #require(throws: NNPipeError.self) { try KerasHDF5Format().write(model, to: url) }
+        let error = try #require(throws: NNPipeError.self) { try KerasFormat().write(model, to: url) }
         #expect(error.code == .unsupported)
         #expect(error.message.contains("node 'quantize_pooled' (\(opType))"))
         #expect(error.message.contains("export ONNX (.onnx) instead"))
@@ -103,13 +107,31 @@ struct KerasWriterTests {
         try Data("old".utf8).write(to: url)
         var (model, _, _, _, _) = Self.channelsFirstModel()
         model.graph.nodes[1].opType = "Hardmax"
-        #expect(throws: NNPipeError.self) { try KerasHDF5Format().write(model, to: url) }
+        #expect(throws: NNPipeError.self) { try KerasFormat().write(model, to: url) }
         #expect(try Data(contentsOf: url) == Data("old".utf8))
-        try KerasHDF5Format().write(Self.channelsFirstModel().0, to: url)
+        try KerasFormat().write(Self.channelsFirstModel().0, to: url)
         #expect(try KerasFixtures.registry.format(forInput: url).name == "keras-h5")
         let reread = try KerasFixtures.registry.read(url)
         #expect(reread.graph.inputs.map(\.name) == ["x"])
         #expect(reread.graph.outputs.map(\.name) == ["logits"])
+    }
+
+    @Test("a shared layer imports with one set of weights and exports as one layer called twice", arguments: ["k2", "k3"])
+    func sharedLayer(prefix: String) throws {
+        let model = try KerasFixtures.read("\(prefix)_extras.h5")
+        let convs = model.graph.nodes.filter { $0.opType == "Conv" && $0.inputs[1] == "shared_conv/kernel" }
+        #expect(convs.map(\.name) == ["shared_conv", "shared_conv_call1"])
+        #expect(model.graph.initializers.filter { $0.name.hasPrefix("shared_conv/") }.count == 2)
+        let folder = try TestEnvironment.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("extras.h5")
+        try KerasFormat().write(model, to: url)
+        let config = try JSONParser.parse(try #require(try HDF5File(reading: url).rootGroup().attributes.string("model_config")))
+        let layers = try #require(config["config"]?["layers"]?.arrayValue)
+        let shared = layers.filter { $0["name"]?.stringValue == "shared_conv" }
+        #expect(shared.count == 1)
+        #expect(shared.first?["inbound_nodes"]?.arrayValue?.count == 2)
+        #expect(!layers.contains { $0["name"]?.stringValue?.hasPrefix("shared_conv_call") == true })
     }
 
     @Test("re-importing nnpipe's own .h5 gives the same ops and weights", arguments: KerasFixtures.names)
@@ -118,7 +140,7 @@ struct KerasWriterTests {
         let folder = try TestEnvironment.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let url = folder.appendingPathComponent("again.h5")
-        try KerasHDF5Format().write(original, to: url)
+        try KerasFormat().write(original, to: url)
         let again = try KerasFixtures.registry.read(url)
         #expect(again.graph.nodes.map(\.opType) == original.graph.nodes.map(\.opType))
         #expect(again.graph.inputs.map(\.name) == original.graph.inputs.map(\.name))
