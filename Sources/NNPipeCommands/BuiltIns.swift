@@ -9,7 +9,7 @@ import StageQuantize
 extension Toolkit {
     /// Everything built into this binary, in the order `nnpipe stages` lists it.
     public static var standard: Toolkit {
-        let formats = FormatRegistry([ONNXFormat(), KerasHDF5Format(), KerasArchiveFormat()])
+        let formats = FormatRegistry([ONNXFormat(), KerasFormat(), KerasArchiveFormat()])
         var stages = StageRegistry()
         stages.register(PruneStage.self)
         stages.register(CalibrateStage.self)

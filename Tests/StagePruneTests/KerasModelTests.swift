@@ -23,7 +23,7 @@ struct KerasModelTests {
 
     @Test(arguments: ["k2_functional_residual.h5", "k3_functional_residual.h5", "k2_sequential_cnn.h5", "k3_sequential_cnn.h5", "k2_mlp.h5"])
     func halfTheChannelsOfAKerasModel(_ file: String) throws {
-        let original = try KerasHDF5Format().read(from: TestEnvironment.fixture("keras/\(file)"))
+        let original = try KerasFormat().read(from: TestEnvironment.fixture("keras/\(file)"))
         var model = original
         let result = try runStage(["granularity": .string("channel"), "channel_ratio": .number(0.5)], on: &model)
         try GraphCheck.validate(model)
@@ -59,7 +59,7 @@ struct KerasModelTests {
     /// SeparableConv2D on the input, then UpSampling and Conv2DTranspose, which the analysis
     /// does not follow: nothing can go, and the error says why.
     @Test func modelWithNothingRemovableSaysWhy() throws {
-        var model = try KerasHDF5Format().read(from: TestEnvironment.fixture("keras/k3_separable.h5"))
+        var model = try KerasFormat().read(from: TestEnvironment.fixture("keras/k3_separable.h5"))
         let error = try #require(throws: NNPipeError.self) {
             try runStage(["granularity": .string("channel"), "channel_ratio": .number(0.5)], on: &model)
         }
