@@ -24,6 +24,8 @@ public final class ExecutionPlan: @unchecked Sendable {
 
     private let steps: [Step]
     private let constants: [String: RuntimeTensor]
+    /// Initializers of element types the runtime does not hold, with the reason, for run-time errors.
+    private let unavailableConstants: [String: NNPipeError]
     /// Which step produces each value.
     private let producer: [String: Int]
     private let context: ExecutionContext
@@ -43,10 +45,12 @@ public final class ExecutionPlan: @unchecked Sendable {
 
         let graph = model.graph
         var constants: [String: RuntimeTensor] = [:]
+        var unavailable: [String: NNPipeError] = [:]
         for initializer in graph.initializers {
             do { constants[initializer.name] = try RuntimeTensor(initializer) } catch let error as NNPipeError {
-                // A tensor type the kernels cannot hold is fine until a kernel needs it.
+                // A tensor type the kernels cannot hold (string class labels) is fine until a kernel needs it.
                 if error.code != .unsupported { throw error }
+                unavailable[initializer.name] = error
             }
         }
         guard graph.sparseInitializers.isEmpty else {
@@ -80,6 +84,7 @@ public final class ExecutionPlan: @unchecked Sendable {
         }
         self.steps = steps
         self.constants = constants
+        self.unavailableConstants = unavailable
         self.producer = producer
         self.outputNames = graph.outputs.map(\.name)
         self.inputs = graph.runtimeInputs.map { input in
@@ -125,6 +130,9 @@ public final class ExecutionPlan: @unchecked Sendable {
                 name.isEmpty ? nil : (values[name] ?? constants[name])
             }
             for (name, argument) in zip(step.node.inputs, arguments) where !name.isEmpty && argument == nil {
+                if let reason = unavailableConstants[name] {
+                    throw NNPipeError(.unsupported, "node '\(step.node.displayName)' (op '\(step.node.opType)') needs \(reason.message)")
+                }
                 throw NNPipeError(.invalidData, "node '\(step.node.displayName)' needs '\(name)', which was not fed")
             }
             let started = profiler == nil ? 0 : DispatchTime.now().uptimeNanoseconds
@@ -176,7 +184,7 @@ public final class ExecutionPlan: @unchecked Sendable {
         let inputNames = Set(inputs.map(\.name))
         while let name = pending.popLast() {
             guard let index = producer[name] else {
-                if constants[name] == nil && !inputNames.contains(name) {
+                if constants[name] == nil && unavailableConstants[name] == nil && !inputNames.contains(name) {
                     throw NNPipeError(.invalidData, "'\(name)' is not a value of the model")
                 }
                 continue
