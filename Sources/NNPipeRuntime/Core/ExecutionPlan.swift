@@ -239,3 +239,8 @@ extension ExecutionPlan {
     /// Every op the runtime runs: default-domain names, then `ai.onnx.ml.<name>`.
     public static var supportedOperators: [String] { OperatorRegistry.supportedOperators }
 }
+
+extension ExecutionPlan {
+    /// Returns the runtime's idle tensor memory (kept for reuse between runs, at most 2 GiB) to the system.
+    public static func releaseCachedMemory() { StoragePool.shared.drain() }
+}

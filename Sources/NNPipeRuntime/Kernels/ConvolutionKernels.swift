@@ -50,8 +50,10 @@ enum ConvolutionKernels {
         }
         let pointwise = geometry.kernel.allSatisfy { $0 == 1 } && geometry.strides.allSatisfy { $0 == 1 }
             && geometry.padBegin.allSatisfy { $0 == 0 } && geometry.padEnd.allSatisfy { $0 == 0 }
-        let columns = pointwise ? nil : UnsafeMutablePointer<Element>.allocate(capacity: max(depth * positions, 1))
-        defer { columns?.deallocate() }
+        // Pooled storage: the im2col matrix is the largest temporary and recurs every batch.
+        let columnStorage = pointwise ? nil : RuntimeStorage(byteCount: depth * positions * MemoryLayout<Element>.stride)
+        let columns = columnStorage?.bytes.baseAddress?.assumingMemoryBound(to: Element.self)
+        defer { withExtendedLifetime(columnStorage) {} }
         for image in 0..<batch {
             for part in 0..<group {
                 let planes = source + (image * channels + part * groupChannels) * geometry.inputSize
@@ -138,8 +140,9 @@ enum ConvolutionKernels {
             let result = RuntimeTensor(dataType: .float, shape: [batch, outputChannels] + geometry.outputSpatialShape, zeroed: true)
             let rows = groupOutputs * geometry.kernelSize
             let grid = geometry.inputSize
-            let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(rows * grid, 1))
-            defer { columns.deallocate() }
+            let columnStorage = RuntimeStorage(byteCount: rows * grid * MemoryLayout<Float>.stride)
+            let columns = columnStorage.bytes.baseAddress!.assumingMemoryBound(to: Float.self)
+            defer { withExtendedLifetime(columnStorage) {} }
             input.withUnsafeBuffer(of: Float.self) { source in
                 weights.withUnsafeBuffer(of: Float.self) { filter in
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
