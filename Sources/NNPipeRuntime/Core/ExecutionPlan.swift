@@ -23,6 +23,13 @@ public final class ExecutionPlan: @unchecked Sendable {
     }
 
     private let steps: [Step]
+
+    /// A Conv whose only reader is a Relu: run as one kernel unless the Conv output is observed or asked for.
+    struct Fusion {
+        let activationStep: Int
+        let kernel: any Kernel
+    }
+    private let fusions: [Int: Fusion]
     private let constants: [String: RuntimeTensor]
     /// Initializers of element types the runtime does not hold, with the reason, for run-time errors.
     private let unavailableConstants: [String: NNPipeError]
@@ -82,6 +89,19 @@ public final class ExecutionPlan: @unchecked Sendable {
             for output in node.outputs where !output.isEmpty { producer[output] = steps.count }
             steps.append(Step(node: node, kernel: kernel))
         }
+        // Conv -> Relu pairs where the Conv output has no other reader and is not a graph output.
+        var readers: [String: Int] = [:]
+        for step in steps { for name in step.node.inputs where !name.isEmpty { readers[name, default: 0] += 1 } }
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        var fusions: [Int: Fusion] = [:]
+        for (index, step) in steps.enumerated() where step.node.opType == "Conv" && step.node.domain.isEmpty {
+            guard let output = step.node.outputs.first, readers[output] == 1, !graphOutputs.contains(output),
+                  let next = steps.indices.first(where: { steps[$0].node.opType == "Relu" && steps[$0].node.inputs.first == output })
+            else { continue }
+            var spec = NodeSpec(node: step.node, opset: opsets[""] ?? 0)
+            fusions[index] = Fusion(activationStep: next, kernel: try ConvolutionKernels.convolution(&spec, fusedRelu: true))
+        }
+        self.fusions = fusions
         self.steps = steps
         self.constants = constants
         self.unavailableConstants = unavailable
@@ -124,8 +144,22 @@ public final class ExecutionPlan: @unchecked Sendable {
             values[name] = feeds[name]  // overriding an initializer that is also a graph input
         }
 
+        let wantedNames = Set(wanted)
+        var fusedAway = Set<Int>()
         for stepIndex in schedule.steps {
-            let step = steps[stepIndex]
+            if fusedAway.contains(stepIndex) {
+                for name in schedule.released[stepIndex] ?? [] { values[name] = nil }
+                continue
+            }
+            var step = steps[stepIndex]
+            if observe == nil, let fusion = fusions[stepIndex], schedule.steps.contains(fusion.activationStep),
+               !wantedNames.contains(step.node.outputs[0]) {
+                // Computes the Relu's output directly; the Relu step is skipped.
+                var node = step.node
+                node.outputs = steps[fusion.activationStep].node.outputs
+                step = Step(node: node, kernel: fusion.kernel)
+                fusedAway.insert(fusion.activationStep)
+            }
             let arguments = step.node.inputs.map { name -> RuntimeTensor? in
                 name.isEmpty ? nil : (values[name] ?? constants[name])
             }

@@ -3,6 +3,12 @@ import NNPipeCore
 /// Conv (im2col + SGEMM, direct loops for depthwise) and ConvTranspose (SGEMM + col2im).
 enum ConvolutionKernels {
     static func convolution(_ spec: inout NodeSpec) throws -> any Kernel {
+        try convolution(&spec, fusedRelu: false)
+    }
+
+    /// `fusedRelu` clamps at zero in the bias pass: the plan uses it for Conv -> Relu pairs when
+    /// nobody asked to see the Conv output.
+    static func convolution(_ spec: inout NodeSpec, fusedRelu: Bool) throws -> any Kernel {
         let attributes = try SpatialGeometry.Attributes(&spec)
         let group = spec.int("group", 1)
         guard group >= 1 else { throw spec.invalid("group \(group)") }
@@ -30,6 +36,11 @@ enum ConvolutionKernels {
                         convolve(source.baseAddress!, filter.baseAddress!, output.baseAddress!, batch: batch, channels: channels,
                                  outputChannels: outputChannels, group: group, geometry: geometry, threads: context.threads)
                         if let bias { addBias(bias, to: output, planes: batch * outputChannels, channels: outputChannels, size: geometry.outputSize) }
+                        if fusedRelu {
+                            parallelChunks(output.count, threads: output.count >= parallelElementThreshold ? context.threads : 1) { range in
+                                for index in range { output[index] = max(output[index], 0) }
+                            }
+                        }
                     }
                 }
             }
