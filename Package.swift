@@ -46,7 +46,7 @@ let package = Package(
             path: "Formats/KerasHDF5"),
 
         // MARK: Execution and data
-        .target(name: "NNPipeRuntime", dependencies: ["NNPipeCore", "CBLAS"]),
+        .target(name: "NNPipeRuntime", dependencies: ["NNPipeCore", "CBLAS"], exclude: ["README.md"]),
         .target(name: "NNPipeData", dependencies: ["NNPipeCore", "NNPipeHDF5"]),
 
         // MARK: Stages (one module per kind; never depend on each other)

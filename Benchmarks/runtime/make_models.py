@@ -63,6 +63,14 @@ def randomize(model, rng):
     for value in list(graph.input) + list(graph.output):
         if value.name not in names and value.type.tensor_type.shape.dim:
             value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    # Caffe2-era Reshapes hard-code batch 1 ([1, 2048]); 0 copies the batch axis instead.
+    for node in graph.node:
+        if node.op_type == "Reshape" and node.input[1] in {t.name for t in graph.initializer}:
+            target = next(t for t in graph.initializer if t.name == node.input[1])
+            shape = numpy_helper.to_array(target).copy()
+            if shape.size and shape[0] == 1:
+                shape[0] = 0
+                target.CopyFrom(numpy_helper.from_array(shape.astype(np.int64), target.name))
     # Tame normalisation parameters so 50+ random layers neither explode nor vanish.
     by_name = {t.name: t for t in graph.initializer}
 

@@ -126,6 +126,23 @@ import Testing
         #expect(computed == ["x", "y"], "only the Reshape should run per batch")
     }
 
+    @Test func fusedConvReluMatchesTheUnfusedPath() throws {
+        let weights = Tensor(name: "w", shape: [2, 1, 3, 3], values: (0..<18).map { Float($0 % 5) - 2 })
+        let bias = Tensor(name: "b", shape: [2], values: [Float(0.5), -0.5])
+        let model = Self.model(
+            [Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: [.ints("pads", [1, 1, 1, 1])]),
+             Node(opType: "Relu", inputs: ["c"], outputs: ["y"])],
+            inputs: [Self.floatInput("x", [.fixed(1), .fixed(1), .fixed(4), .fixed(4)])], outputs: ["y"], initializers: [weights, bias])
+        let plan = try ExecutionPlan(model: model, threads: 1)
+        let input = RuntimeTensor(shape: [1, 1, 4, 4], floats: (0..<16).map { Float($0) - 7 })
+        let fused = try #require(try plan.run(inputs: ["x": input])["y"]).floats
+        var observed: [String] = []
+        let unfused = try plan.run(inputs: ["x": input], outputs: ["c", "y"]) { name, _ in observed.append(name) }
+        #expect(observed == ["x", "c", "y"], "observing must see the Conv output")
+        #expect(fused == unfused["y"]?.floats)
+        #expect(unfused["c"]?.floats.contains { $0 < 0 } == true)
+    }
+
     @Test func tensorsConvertToAndFromTheIR() throws {
         let tensor = Tensor(name: "t", shape: [2, 2], values: [Float(1), 2, 3, 4])
         let runtime = try RuntimeTensor(tensor)

@@ -23,7 +23,16 @@ public final class ExecutionPlan: @unchecked Sendable {
     }
 
     private let steps: [Step]
+
+    /// A Conv whose only reader is a Relu: run as one kernel unless the Conv output is observed or asked for.
+    struct Fusion {
+        let activationStep: Int
+        let kernel: any Kernel
+    }
+    private let fusions: [Int: Fusion]
     private let constants: [String: RuntimeTensor]
+    /// Initializers of element types the runtime does not hold, with the reason, for run-time errors.
+    private let unavailableConstants: [String: NNPipeError]
     /// Which step produces each value.
     private let producer: [String: Int]
     private let context: ExecutionContext
@@ -43,10 +52,12 @@ public final class ExecutionPlan: @unchecked Sendable {
 
         let graph = model.graph
         var constants: [String: RuntimeTensor] = [:]
+        var unavailable: [String: NNPipeError] = [:]
         for initializer in graph.initializers {
             do { constants[initializer.name] = try RuntimeTensor(initializer) } catch let error as NNPipeError {
-                // A tensor type the kernels cannot hold is fine until a kernel needs it.
+                // A tensor type the kernels cannot hold (string class labels) is fine until a kernel needs it.
                 if error.code != .unsupported { throw error }
+                unavailable[initializer.name] = error
             }
         }
         guard graph.sparseInitializers.isEmpty else {
@@ -78,8 +89,22 @@ public final class ExecutionPlan: @unchecked Sendable {
             for output in node.outputs where !output.isEmpty { producer[output] = steps.count }
             steps.append(Step(node: node, kernel: kernel))
         }
+        // Conv -> Relu pairs where the Conv output has no other reader and is not a graph output.
+        var readers: [String: Int] = [:]
+        for step in steps { for name in step.node.inputs where !name.isEmpty { readers[name, default: 0] += 1 } }
+        let graphOutputs = Set(graph.outputs.map(\.name))
+        var fusions: [Int: Fusion] = [:]
+        for (index, step) in steps.enumerated() where step.node.opType == "Conv" && step.node.domain.isEmpty {
+            guard let output = step.node.outputs.first, readers[output] == 1, !graphOutputs.contains(output),
+                  let next = steps.indices.first(where: { steps[$0].node.opType == "Relu" && steps[$0].node.inputs.first == output })
+            else { continue }
+            var spec = NodeSpec(node: step.node, opset: opsets[""] ?? 0)
+            fusions[index] = Fusion(activationStep: next, kernel: try ConvolutionKernels.convolution(&spec, fusedRelu: true))
+        }
+        self.fusions = fusions
         self.steps = steps
         self.constants = constants
+        self.unavailableConstants = unavailable
         self.producer = producer
         self.outputNames = graph.outputs.map(\.name)
         self.inputs = graph.runtimeInputs.map { input in
@@ -119,12 +144,29 @@ public final class ExecutionPlan: @unchecked Sendable {
             values[name] = feeds[name]  // overriding an initializer that is also a graph input
         }
 
+        let wantedNames = Set(wanted)
+        var fusedAway = Set<Int>()
         for stepIndex in schedule.steps {
-            let step = steps[stepIndex]
+            if fusedAway.contains(stepIndex) {
+                for name in schedule.released[stepIndex] ?? [] { values[name] = nil }
+                continue
+            }
+            var step = steps[stepIndex]
+            if observe == nil, let fusion = fusions[stepIndex], schedule.steps.contains(fusion.activationStep),
+               !wantedNames.contains(step.node.outputs[0]) {
+                // Computes the Relu's output directly; the Relu step is skipped.
+                var node = step.node
+                node.outputs = steps[fusion.activationStep].node.outputs
+                step = Step(node: node, kernel: fusion.kernel)
+                fusedAway.insert(fusion.activationStep)
+            }
             let arguments = step.node.inputs.map { name -> RuntimeTensor? in
                 name.isEmpty ? nil : (values[name] ?? constants[name])
             }
             for (name, argument) in zip(step.node.inputs, arguments) where !name.isEmpty && argument == nil {
+                if let reason = unavailableConstants[name] {
+                    throw NNPipeError(.unsupported, "node '\(step.node.displayName)' (op '\(step.node.opType)') needs \(reason.message)")
+                }
                 throw NNPipeError(.invalidData, "node '\(step.node.displayName)' needs '\(name)', which was not fed")
             }
             let started = profiler == nil ? 0 : DispatchTime.now().uptimeNanoseconds
@@ -176,7 +218,7 @@ public final class ExecutionPlan: @unchecked Sendable {
         let inputNames = Set(inputs.map(\.name))
         while let name = pending.popLast() {
             guard let index = producer[name] else {
-                if constants[name] == nil && !inputNames.contains(name) {
+                if constants[name] == nil && unavailableConstants[name] == nil && !inputNames.contains(name) {
                     throw NNPipeError(.invalidData, "'\(name)' is not a value of the model")
                 }
                 continue
@@ -230,4 +272,9 @@ public final class ExecutionPlan: @unchecked Sendable {
 extension ExecutionPlan {
     /// Every op the runtime runs: default-domain names, then `ai.onnx.ml.<name>`.
     public static var supportedOperators: [String] { OperatorRegistry.supportedOperators }
+}
+
+extension ExecutionPlan {
+    /// Returns the runtime's idle tensor memory (kept for reuse between runs, at most 2 GiB) to the system.
+    public static func releaseCachedMemory() { StoragePool.shared.drain() }
 }

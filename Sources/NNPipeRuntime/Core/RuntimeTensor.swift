@@ -1,3 +1,4 @@
+import Foundation
 import NNPipeCore
 
 /// Memory behind a `RuntimeTensor`. Written once by the kernel that makes it, then only read,
@@ -7,12 +8,60 @@ public final class RuntimeStorage: @unchecked Sendable {
 
     /// Allocates `byteCount` bytes, zeroed when `zeroed` (col2im and scatter kernels add into them).
     public init(byteCount: Int, zeroed: Bool = false) {
-        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
-        if zeroed { memory.initializeMemory(as: UInt8.self, repeating: 0) }
-        bytes = UnsafeMutableRawBufferPointer(rebasing: memory[0..<byteCount])
+        let base = StoragePool.shared.take(byteCount: byteCount)
+            ?? UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        bytes = UnsafeMutableRawBufferPointer(start: base, count: byteCount)
+        if zeroed { bytes.initializeMemory(as: UInt8.self, repeating: 0) }
     }
 
-    deinit { bytes.baseAddress?.deallocate() }
+    deinit {
+        if let base = bytes.baseAddress, !StoragePool.shared.give(base, byteCount: bytes.count) { base.deallocate() }
+    }
+}
+
+/// Freed tensor memory kept for the next tensor of the same size. Large allocations come straight
+/// from the kernel as fresh pages, and faulting them in cost more than the Relu that filled them;
+/// a network's activations repeat a few sizes every batch, so exact-size reuse nearly always hits.
+final class StoragePool: @unchecked Sendable {
+    static let shared = StoragePool()
+    /// Only buffers this large are pooled (small ones are cheap for malloc).
+    static let smallest = 1 << 16
+    /// The pool never holds more than this much idle memory.
+    static let capacity = 1 << 31
+
+    private let lock = NSLock()
+    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private var heldBytes = 0
+
+    func take(byteCount: Int) -> UnsafeMutableRawPointer? {
+        guard byteCount >= Self.smallest else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        guard let pointer = free[byteCount]?.popLast() else { return nil }
+        heldBytes -= byteCount
+        return pointer
+    }
+
+    /// Keeps `pointer` for reuse; false when the pool is full and the caller must free it.
+    func give(_ pointer: UnsafeMutableRawPointer, byteCount: Int) -> Bool {
+        guard byteCount >= Self.smallest else { return false }
+        lock.lock()
+        defer { lock.unlock() }
+        guard heldBytes + byteCount <= Self.capacity else { return false }
+        free[byteCount, default: []].append(pointer)
+        heldBytes += byteCount
+        return true
+    }
+
+    /// Returns every idle buffer to the system (e.g. after a large batch job).
+    func drain() {
+        lock.lock()
+        let buffers = free.values.flatMap { $0 }
+        free = [:]
+        heldBytes = 0
+        lock.unlock()
+        for pointer in buffers { pointer.deallocate() }
+    }
 }
 
 /// A dense tensor the runtime computes with: an element type, a shape and row-major storage.

@@ -3,6 +3,12 @@ import NNPipeCore
 /// Conv (im2col + SGEMM, direct loops for depthwise) and ConvTranspose (SGEMM + col2im).
 enum ConvolutionKernels {
     static func convolution(_ spec: inout NodeSpec) throws -> any Kernel {
+        try convolution(&spec, fusedRelu: false)
+    }
+
+    /// `fusedRelu` clamps at zero in the bias pass: the plan uses it for Conv -> Relu pairs when
+    /// nobody asked to see the Conv output.
+    static func convolution(_ spec: inout NodeSpec, fusedRelu: Bool) throws -> any Kernel {
         let attributes = try SpatialGeometry.Attributes(&spec)
         let group = spec.int("group", 1)
         guard group >= 1 else { throw spec.invalid("group \(group)") }
@@ -30,6 +36,11 @@ enum ConvolutionKernels {
                         convolve(source.baseAddress!, filter.baseAddress!, output.baseAddress!, batch: batch, channels: channels,
                                  outputChannels: outputChannels, group: group, geometry: geometry, threads: context.threads)
                         if let bias { addBias(bias, to: output, planes: batch * outputChannels, channels: outputChannels, size: geometry.outputSize) }
+                        if fusedRelu {
+                            parallelChunks(output.count, threads: output.count >= parallelElementThreshold ? context.threads : 1) { range in
+                                for index in range { output[index] = max(output[index], 0) }
+                            }
+                        }
                     }
                 }
             }
@@ -50,8 +61,10 @@ enum ConvolutionKernels {
         }
         let pointwise = geometry.kernel.allSatisfy { $0 == 1 } && geometry.strides.allSatisfy { $0 == 1 }
             && geometry.padBegin.allSatisfy { $0 == 0 } && geometry.padEnd.allSatisfy { $0 == 0 }
-        let columns = pointwise ? nil : UnsafeMutablePointer<Element>.allocate(capacity: max(depth * positions, 1))
-        defer { columns?.deallocate() }
+        // Pooled storage: the im2col matrix is the largest temporary and recurs every batch.
+        let columnStorage = pointwise ? nil : RuntimeStorage(byteCount: depth * positions * MemoryLayout<Element>.stride)
+        let columns = columnStorage?.bytes.baseAddress?.assumingMemoryBound(to: Element.self)
+        defer { withExtendedLifetime(columnStorage) {} }
         for image in 0..<batch {
             for part in 0..<group {
                 let planes = source + (image * channels + part * groupChannels) * geometry.inputSize
@@ -138,8 +151,9 @@ enum ConvolutionKernels {
             let result = RuntimeTensor(dataType: .float, shape: [batch, outputChannels] + geometry.outputSpatialShape, zeroed: true)
             let rows = groupOutputs * geometry.kernelSize
             let grid = geometry.inputSize
-            let columns = UnsafeMutablePointer<Float>.allocate(capacity: max(rows * grid, 1))
-            defer { columns.deallocate() }
+            let columnStorage = RuntimeStorage(byteCount: rows * grid * MemoryLayout<Float>.stride)
+            let columns = columnStorage.bytes.baseAddress!.assumingMemoryBound(to: Float.self)
+            defer { withExtendedLifetime(columnStorage) {} }
             input.withUnsafeBuffer(of: Float.self) { source in
                 weights.withUnsafeBuffer(of: Float.self) { filter in
                     result.withUnsafeMutableBuffer(of: Float.self) { output in

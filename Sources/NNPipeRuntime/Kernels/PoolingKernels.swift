@@ -86,7 +86,17 @@ enum PoolingKernels {
                 let hStart = heightWindows.start[oh], hFirst = heightWindows.first[oh], hLast = heightWindows.last[oh]
                 for ow in 0..<outputW {
                     let wStart = widthWindows.start[ow], wFirst = widthWindows.first[ow], wLast = widthWindows.last[ow]
-                    if maximum {
+                    if maximum && indices == nil {
+                        var best = -Float.infinity
+                        for kd in dFirst..<dLast {
+                            let id = dStart + kd * dilationD
+                            for kh in hFirst..<hLast {
+                                let row = (id * inputHeight + hStart + kh * dilationH) * inputWidth + wStart
+                                for kw in wFirst..<wLast { best = max(best, input[row + kw * dilationW]) }
+                            }
+                        }
+                        output[position] = best
+                    } else if maximum {
                         var best = -Float.infinity
                         var bestIndex = -1
                         for kd in dFirst..<dLast {
