@@ -37,7 +37,6 @@ struct FineTuneTrainer {
     let context: StageContext
 
     func run(_ model: inout Model) throws -> FineTuneOutcome {
-        let started = Date()
         let target = try TrainingTarget(model: model, loss: configuration.loss)
         let graph = try TrainingGraph(model: model, target: target.value, seed: configuration.seed, frozen: frozenNames(model))
         guard !graph.trainableNames.isEmpty else {
@@ -116,7 +115,6 @@ struct FineTuneTrainer {
                     String(format: "epoch %d/%d step %d/%d loss %.4f %.0f samples/s", epoch + 1, epochs, step, totalSteps, lossSum / Double(seen), speed),
                     fraction: Double(step) / Double(totalSteps))
             }
-            if step >= totalSteps { pruning.finish(graph: graph) }
             var record = EpochRecord(
                 epoch: epoch + 1, steps: step, trainingLoss: lossSum / Double(max(seen, 1)),
                 trainingAccuracy: configuration.loss == .crossEntropy ? Double(correct) / Double(max(seen, 1)) : nil,
@@ -142,6 +140,9 @@ struct FineTuneTrainer {
             }
         }
         if let best, best.epoch != history.last?.epoch { best.snapshot.restore(graph) }
+        // Restored or stopped early, the result still ends at the schedule's final sparsity with every mask held.
+        pruning.finish(graph: graph)
+        pruning.apply(to: graph)
         let trainingSeconds = Date().timeIntervalSince(trainingStarted)
 
         graph.write(into: &model)
@@ -152,7 +153,6 @@ struct FineTuneTrainer {
             for (name, range) in ranges { model.annotations.calibrationRanges[name] = range }
             for name in target.probabilityValues { model.annotations.calibrationRanges[name] = ValueRange(lower: 0, upper: 1) }
         }
-        _ = started
         return FineTuneOutcome(
             history: history, steps: step, bestEpoch: best?.epoch, stoppedEarly: stoppedEarly,
             trainableParameters: graph.trainableNames.reduce(0) { $0 + (graph.parameter($1)?.elementCount ?? 0) },
