@@ -115,7 +115,9 @@ let package = Package(
             dependencies: ["NNPipeTestKit", "StageEvaluate", "NNPipeData", "NNPipeCore"]),
         .testTarget(
             name: "StageFineTuneTests",
-            dependencies: ["NNPipeTestKit", "NNPipeCore", "NNPipeRuntime", "NNPipeTraining", "StageFineTune", "NNPipeData"]),
+            dependencies: [
+                "NNPipeTestKit", "NNPipeCore", "NNPipeRuntime", "NNPipeTraining", "StageFineTune", "NNPipeData", "NNPipeONNX",
+            ]),
         .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeTestKit", "NNPipeCommands", "NNPipeCore"]),
     ]
 )

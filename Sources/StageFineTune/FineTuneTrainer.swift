@@ -1,0 +1,279 @@
+import Foundation
+import NNPipeCore
+import NNPipeData
+import NNPipeTraining
+
+/// One epoch's line of the loss/metric history.
+public struct EpochRecord: Sendable, Equatable {
+    public var epoch: Int
+    public var steps: Int
+    public var trainingLoss: Double
+    public var trainingAccuracy: Double?
+    public var validationLoss: Double?
+    public var validationAccuracy: Double?
+    public var learningRate: Double
+    public var sparsity: Double?
+    public var samplesPerSecond: Double
+}
+
+/// What a training run did.
+public struct FineTuneOutcome: Sendable {
+    public var history: [EpochRecord]
+    public var steps: Int
+    public var bestEpoch: Int?
+    public var stoppedEarly: Bool
+    public var trainableParameters: Int
+    public var trainableTensors: Int
+    public var samplesPerSecond: Double
+    public var sparsity: Double?
+    public var quantizedRanges: Int
+    public var output: String
+}
+
+/// The training loop: seeded shuffled batches, forward, loss, backward, optimiser step, masks,
+/// per-epoch validation with early stopping, then the best weights written back into the model.
+struct FineTuneTrainer {
+    let configuration: FineTuneConfiguration
+    let context: StageContext
+
+    func run(_ model: inout Model) throws -> FineTuneOutcome {
+        let target = try TrainingTarget(model: model, loss: configuration.loss)
+        let graph = try TrainingGraph(model: model, target: target.value, seed: configuration.seed, frozen: frozenNames(model))
+        guard !graph.trainableNames.isEmpty else {
+            throw NNPipeError(.stageFailed, "nothing to train: every float weight on the path to '\(target.output)' is frozen or absent", path: context.stagePath)
+        }
+        var pruning = try PruningController(model: model, graph: graph, choice: configuration.pruneSchedule, path: context.stagePath)
+        pruning.apply(to: graph)
+        if configuration.quantizationAware { enableQuantizationAwareTraining(graph) }
+        let teacher = try configuration.distillation.map { _ in try teacherGraph() }
+
+        let trainingSpecification = try context.dataset(configuration.dataset)
+        guard trainingSpecification.labels != nil else {
+            throw NNPipeError(.invalidData, "dataset '\(configuration.dataset)' has no 'labels'; fine-tuning needs them", path: context.stagePath)
+        }
+        let expected = model.graph.runtimeInputs.compactMap(ExpectedInput.init).filter { graph.inputNames.contains($0.name) }
+        let sampleCount = try reader(trainingSpecification, expected: expected, epoch: 0).sampleCount
+        let batchesPerEpoch = (sampleCount + configuration.batchSize - 1) / configuration.batchSize
+        let totalSteps = configuration.steps ?? configuration.epochs * batchesPerEpoch
+        let epochs = (totalSteps + batchesPerEpoch - 1) / batchesPerEpoch
+        let schedule = LearningRateSchedule(
+            kind: configuration.schedule, baseRate: configuration.learningRate, warmupSteps: configuration.warmupSteps,
+            stepSize: configuration.stepSize, gamma: configuration.gamma, totalSteps: totalSteps)
+        var optimizer = configuration.optimizer
+        let validation = try configuration.validation.map { try context.dataset($0) }
+
+        var history: [EpochRecord] = []
+        var step = 0
+        var best: (score: Double, epoch: Int, snapshot: Snapshot)?
+        var epochsWithoutImprovement = 0
+        var stoppedEarly = false
+        var trainedSamples = 0
+        let trainingStarted = Date()
+
+        for epoch in 0..<epochs where step < totalSteps {
+            let epochStarted = Date()
+            let reader = try reader(trainingSpecification, expected: expected, epoch: epoch)
+            var lossSum = 0.0
+            var correct = 0
+            var seen = 0
+            var rate = schedule.rate(at: step)
+            for start in stride(from: 0, to: reader.sampleCount, by: configuration.batchSize) where step < totalSteps {
+                let batch = try reader.batch(start..<min(start + configuration.batchSize, reader.sampleCount))
+                let inputs = try feeds(batch)
+                let values = try graph.forward(inputs, phase: .training)
+                guard let output = values[graph.target] else { throw NNPipeError(.internalError, "target '\(graph.target)' not computed") }
+                var loss = try taskLoss(output, batch: batch, target: target)
+                if let distillation = configuration.distillation, let teacher {
+                    let teacherOutput = try teacher.forward(inputs, phase: .inference)[teacher.target]!
+                    let soft = try Losses.distillation(student: output, teacher: teacherOutput, temperature: distillation.temperature, alpha: distillation.alpha)
+                    loss.value = soft.value + Double(1 - distillation.alpha) * loss.value
+                    for index in 0..<loss.gradient.elementCount {
+                        loss.gradient.values[index] = soft.gradient.values[index] + (1 - distillation.alpha) * loss.gradient.values[index]
+                    }
+                }
+                guard loss.value.isFinite else {
+                    throw NNPipeError(.stageFailed, "the loss became \(loss.value) at step \(step + 1) (epoch \(epoch + 1)); lower 'lr'", path: context.stagePath)
+                }
+                let gradients = try graph.backward(values, targetGradient: loss.gradient)
+                rate = schedule.rate(at: step)
+                optimizer.beginStep()
+                for name in graph.trainableNames {
+                    guard let gradient = gradients[name], var parameter = graph.parameter(name) else { continue }
+                    optimizer.update(name, parameter: &parameter.values, gradient: gradient.values, rate: Float(rate))
+                    graph.setParameter(name, parameter)
+                }
+                pruning.update(step: step, graph: graph)
+                pruning.apply(to: graph)
+                step += 1
+
+                lossSum += loss.value * Double(batch.sampleCount)
+                correct += try correctCount(output, batch: batch, target: target)
+                seen += batch.sampleCount
+                trainedSamples += batch.sampleCount
+                let speed = Double(seen) / max(Date().timeIntervalSince(epochStarted), 1e-9)
+                context.progress.update(
+                    String(format: "epoch %d/%d step %d/%d loss %.4f %.0f samples/s", epoch + 1, epochs, step, totalSteps, lossSum / Double(seen), speed),
+                    fraction: Double(step) / Double(totalSteps))
+            }
+            var record = EpochRecord(
+                epoch: epoch + 1, steps: step, trainingLoss: lossSum / Double(max(seen, 1)),
+                trainingAccuracy: configuration.loss == .crossEntropy ? Double(correct) / Double(max(seen, 1)) : nil,
+                learningRate: rate, sparsity: pruning.isActive ? pruning.sparsity : nil,
+                samplesPerSecond: Double(seen) / max(Date().timeIntervalSince(epochStarted), 1e-9))
+            if let validation {
+                let (loss, accuracy) = try evaluate(graph, validation, expected: expected, target: target)
+                record.validationLoss = loss
+                record.validationAccuracy = accuracy
+                // Higher is better: accuracy for classification, negative loss for regression.
+                let score = accuracy ?? -loss
+                if best == nil || score > best!.score {
+                    best = (score, epoch + 1, Snapshot(graph))
+                    epochsWithoutImprovement = 0
+                } else {
+                    epochsWithoutImprovement += 1
+                }
+            }
+            history.append(record)
+            if let patience = configuration.earlyStoppingPatience, epochsWithoutImprovement >= patience, step < totalSteps {
+                stoppedEarly = true
+                break
+            }
+        }
+        if let best, best.epoch != history.last?.epoch { best.snapshot.restore(graph) }
+        // Restored or stopped early, the result still ends at the schedule's final sparsity with every mask held.
+        pruning.finish(graph: graph)
+        pruning.apply(to: graph)
+        let trainingSeconds = Date().timeIntervalSince(trainingStarted)
+
+        graph.write(into: &model)
+        if pruning.isActive {
+            model.annotations.pruningMasks.merge(pruning.annotationMasks { graph.parameter($0)?.shape }) { _, new in new }
+        }
+        if let ranges = graph.activationRanges {
+            for (name, range) in ranges { model.annotations.calibrationRanges[name] = range }
+            for name in target.probabilityValues { model.annotations.calibrationRanges[name] = ValueRange(lower: 0, upper: 1) }
+        }
+        return FineTuneOutcome(
+            history: history, steps: step, bestEpoch: best?.epoch, stoppedEarly: stoppedEarly,
+            trainableParameters: graph.trainableNames.reduce(0) { $0 + (graph.parameter($1)?.elementCount ?? 0) },
+            trainableTensors: graph.trainableNames.count,
+            samplesPerSecond: Double(trainedSamples) / max(trainingSeconds, 1e-9),
+            sparsity: pruning.isActive ? pruning.sparsity : nil, quantizedRanges: graph.activationRanges?.count ?? 0,
+            output: target.output)
+    }
+
+    // MARK: Pieces
+
+    /// Initializers of nodes whose name matches a `freeze` pattern, and initializers matching one directly.
+    private func frozenNames(_ model: Model) -> Set<String> {
+        guard !configuration.freeze.isEmpty else { return [] }
+        let matches = { (name: String) in configuration.freeze.contains { NamePattern.matches(name, pattern: $0) } }
+        var frozen = Set(model.graph.initializers.map(\.name).filter(matches))
+        for node in model.graph.nodes where matches(node.name) { frozen.formUnion(node.inputs) }
+        return frozen
+    }
+
+    /// A fresh reader per epoch so each epoch sees its own seeded order.
+    private func reader(_ specification: DatasetSpecification, expected: [ExpectedInput], epoch: Int) throws -> DatasetReader {
+        var source = datasetSource(specification)
+        source.shuffle = true
+        source.seed = configuration.seed &* 1_000_003 &+ UInt64(epoch)
+        return try DatasetReader(source: source, expectedInputs: expected)
+    }
+
+    private func feeds(_ batch: Batch) throws -> [String: TrainingTensor] {
+        var result: [String: TrainingTensor] = [:]
+        for (name, tensor) in batch.inputs {
+            guard let value = TrainingTensor(tensor) else {
+                throw NNPipeError(.invalidData, "input '\(name)' of type \(tensor.dataType) cannot feed training")
+            }
+            result[name] = value
+        }
+        return result
+    }
+
+    private func taskLoss(_ output: TrainingTensor, batch: Batch, target: TrainingTarget) throws -> LossResult {
+        guard let labels = batch.labels else { throw NNPipeError(.invalidData, "a batch came without labels") }
+        switch configuration.loss {
+        case .crossEntropy:
+            let classes = try LabelReader.classes(labels, samples: batch.sampleCount, classCount: output.elementCount / max(batch.sampleCount, 1))
+            return try Losses.crossEntropy(logits: output, labels: classes)
+        case .meanSquaredError:
+            return try Losses.meanSquaredError(outputs: output, targets: try LabelReader.targets(labels))
+        }
+    }
+
+    private func correctCount(_ output: TrainingTensor, batch: Batch, target: TrainingTarget) throws -> Int {
+        guard configuration.loss == .crossEntropy, let labels = batch.labels else { return 0 }
+        let classCount = output.elementCount / max(batch.sampleCount, 1)
+        let classes = try LabelReader.classes(labels, samples: batch.sampleCount, classCount: classCount)
+        var correct = 0
+        for (row, label) in classes.enumerated() {
+            let slice = output.values[(row * classCount)..<((row + 1) * classCount)]
+            if slice.firstIndex(of: slice.max()!)! - row * classCount == label { correct += 1 }
+        }
+        return correct
+    }
+
+    /// Mean loss and accuracy (classification) of the graph at inference on a data set.
+    private func evaluate(_ graph: TrainingGraph, _ specification: DatasetSpecification, expected: [ExpectedInput], target: TrainingTarget) throws -> (Double, Double?) {
+        guard specification.labels != nil else {
+            throw NNPipeError(.invalidData, "validation dataset '\(specification.name)' has no 'labels'", path: context.stagePath)
+        }
+        let reader = try DatasetReader(source: datasetSource(specification), expectedInputs: expected)
+        var lossSum = 0.0
+        var correct = 0
+        try reader.forEachBatch(size: configuration.batchSize) { batch in
+            let output = try graph.forward(try feeds(batch), phase: .inference)[graph.target]!
+            lossSum += try taskLoss(output, batch: batch, target: target).value * Double(batch.sampleCount)
+            correct += try correctCount(output, batch: batch, target: target)
+        }
+        let count = Double(reader.sampleCount)
+        return (lossSum / count, configuration.loss == .crossEntropy ? Double(correct) / count : nil)
+    }
+
+    /// The teacher for distillation: the model before the first stage, read at its logits.
+    private func teacherGraph() throws -> TrainingGraph {
+        guard let original = context.originalModel else {
+            throw NNPipeError(.stageFailed, "distillation needs the pipeline's input model as teacher, and none was given", path: context.stagePath)
+        }
+        let target = try TrainingTarget(model: original, loss: .crossEntropy)
+        return try TrainingGraph(model: original, target: target.value, seed: configuration.seed)
+    }
+
+    /// Fake quantisation on Conv/Gemm/MatMul weights (per-channel symmetric int8, on the axis the
+    /// quantize stage uses) and on every activation (per-tensor, moving-average ranges).
+    private func enableQuantizationAwareTraining(_ graph: TrainingGraph) {
+        var axes: [String: Int] = [:]
+        for node in graph.nodes where node.inputs.count > 1 {
+            let name = node.inputs[1]
+            guard let weight = graph.parameter(name), weight.rank >= 2 else { continue }
+            switch node.opType {
+            case "Conv": axes[name] = 0
+            case "Gemm": axes[name] = (node.attribute("transB")?.intValue ?? 0) != 0 ? 0 : 1
+            case "MatMul" where weight.rank == 2: axes[name] = 1
+            default: break
+            }
+        }
+        graph.weightQuantizationAxes = axes
+        graph.activationRanges = [:]
+    }
+}
+
+/// Trained weights, statistics and ranges at one moment, to restore the best epoch.
+struct Snapshot {
+    let tensors: [String: TrainingTensor]
+    let ranges: [String: ValueRange]?
+
+    init(_ graph: TrainingGraph) {
+        var tensors: [String: TrainingTensor] = [:]
+        for name in graph.trainableNames + graph.updatedStatistics.sorted() { tensors[name] = graph.parameter(name) }
+        self.tensors = tensors
+        ranges = graph.activationRanges
+    }
+
+    func restore(_ graph: TrainingGraph) {
+        for (name, value) in tensors { graph.setParameter(name, value) }
+        graph.activationRanges = ranges
+    }
+}

@@ -1,1 +1,0 @@
-// StageFineTune: see issue 8.

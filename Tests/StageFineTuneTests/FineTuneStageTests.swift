@@ -1,0 +1,154 @@
+import Foundation
+import NNPipeCore
+import Testing
+
+@testable import NNPipeTraining
+@testable import StageFineTune
+
+@Suite("Fine-tuning the digits MLP", .serialized)
+struct FineTuneStageTests {
+    @Test("90% pruned MLP wins accuracy back, masks held exactly, runtime agrees")
+    func recoversFromPruning() throws {
+        let original = try DigitsFixture.model()
+        let baseline = try DigitsFixture.accuracy(original)
+        var model = DigitsFixture.damaged(original, sparsity: 0.9)
+        let damaged = try DigitsFixture.accuracy(model)
+        let stage = try DigitsFixture.stage(["dataset": .string("train"), "epochs": .number(4), "lr": .number(0.01), "validation": .string("test")])
+        let result = try stage.run(&model, context: DigitsFixture.context())
+        let tuned = try DigitsFixture.accuracy(model)
+        print("digits MLP: float \(baseline), 90% pruned \(damaged), fine-tuned \(tuned); \(result.summary)")
+        #expect(damaged < baseline - 0.3)
+        #expect(tuned > damaged + 0.3)
+        #expect(tuned > 0.85)
+        for name in DigitsFixture.weightNames {
+            let mask = try #require(model.annotations.pruningMasks[name]?.integerValues())
+            let weights = DigitsFixture.weights(model, name)
+            #expect(zip(mask, weights).allSatisfy { $0 != 0 || $1 == 0 }, "pruned weights of \(name) stay zero")
+            #expect(abs(DigitsFixture.zeroFraction(weights) - 0.9) < 0.01)
+        }
+        let history = try #require(result.details.first { $0.key == "history" }?.value.arrayValue)
+        #expect(history.count == 4)
+        let losses = history.compactMap { $0["loss"]?.numberValue }
+        #expect(losses.last! < losses.first!)
+    }
+
+    @Test("equal seeds give bit-identical weights; another seed does not")
+    func reproducible() throws {
+        let start = DigitsFixture.damaged(try DigitsFixture.model(), sparsity: 0.5)
+        func train(seed: Int) throws -> [Float] {
+            var model = start
+            let stage = try DigitsFixture.stage(["dataset": .string("small"), "steps": .number(12), "seed": .number(Double(seed)), "optimizer": .string("sgd"), "lr": .number(0.05)])
+            _ = try stage.run(&model, context: DigitsFixture.context())
+            return DigitsFixture.weightNames.flatMap { DigitsFixture.weights(model, $0) }
+        }
+        let first = try train(seed: 7)
+        #expect(first == (try train(seed: 7)))
+        #expect(first != (try train(seed: 8)))
+    }
+
+    @Test("polynomial schedule raises sparsity gradually to exactly final_sparsity")
+    func gradualPruning() throws {
+        var model = try DigitsFixture.model()
+        model.annotations.pruningSchedule = .object([
+            ("kind", .string("polynomial")), ("initial_sparsity", .number(0)), ("final_sparsity", .number(0.8)),
+            ("begin_step", .number(0)), ("end_step", .number(40)), ("frequency", .number(5)), ("power", .number(3)),
+        ])
+        let stage = try DigitsFixture.stage(["dataset": .string("train"), "epochs": .number(2), "batch_size": .number(32), "lr": .number(0.005)])
+        let result = try stage.run(&model, context: DigitsFixture.context())
+        let history = try #require(result.details.first { $0.key == "history" }?.value.arrayValue)
+        let sparsities = history.compactMap { $0["sparsity"]?.numberValue }
+        #expect(sparsities.count == 2)
+        #expect(sparsities[0] > 0.7 && sparsities[0] <= 0.8)
+        for name in DigitsFixture.weightNames {
+            let weights = DigitsFixture.weights(model, name)
+            let expected = (0.8 * Double(weights.count)).rounded(.toNearestOrEven) / Double(weights.count)
+            #expect(DigitsFixture.zeroFraction(weights) == expected, "\(name) sparsity exact")
+        }
+        #expect(try DigitsFixture.accuracy(model) > 0.85)
+    }
+
+    @Test("QAT keeps masks and leaves activation ranges for the quantize stage")
+    func quantizationAware() throws {
+        var model = DigitsFixture.damaged(try DigitsFixture.model(), sparsity: 0.5)
+        let stage = try DigitsFixture.stage(["dataset": .string("train"), "epochs": .number(2), "lr": .number(0.005), "qat": .bool(true)])
+        _ = try stage.run(&model, context: DigitsFixture.context())
+        let ranges = model.annotations.calibrationRanges
+        for name in ["X", "mul_result", "add_result", "next_activations", "add_result2", "out_activations_result", "probabilities"] {
+            let range = try #require(ranges[name], "range for \(name)")
+            #expect(range.lower <= range.upper)
+        }
+        #expect(ranges["next_activations"]!.lower >= 0, "a Relu output's range starts at 0")
+        #expect(ranges["probabilities"] == ValueRange(lower: 0, upper: 1))
+        for name in DigitsFixture.weightNames {
+            #expect(abs(DigitsFixture.zeroFraction(DigitsFixture.weights(model, name)) - 0.5) < 0.01)
+        }
+        #expect(try DigitsFixture.accuracy(model) > 0.9)
+    }
+
+    @Test("distillation from the input model trains a damaged student")
+    func distillation() throws {
+        let original = try DigitsFixture.model()
+        var model = DigitsFixture.damaged(original, sparsity: 0.9)
+        let damaged = try DigitsFixture.accuracy(model)
+        let stage = try DigitsFixture.stage([
+            "dataset": .string("train"), "epochs": .number(3), "lr": .number(0.01),
+            "distill": .object([("temperature", .number(4)), ("alpha", .number(0.7))]),
+        ])
+        _ = try stage.run(&model, context: DigitsFixture.context(original: original))
+        #expect(try DigitsFixture.accuracy(model) > damaged + 0.3)
+    }
+
+    @Test("frozen layers keep their weights")
+    func freeze() throws {
+        let start = DigitsFixture.damaged(try DigitsFixture.model(), sparsity: 0.5)
+        var model = start
+        let stage = try DigitsFixture.stage(["dataset": .string("small"), "steps": .number(5), "freeze": .array([.string("coefficient"), .string("intercepts*")])])
+        _ = try stage.run(&model, context: DigitsFixture.context())
+        for name in ["coefficient", "intercepts", "intercepts1", "intercepts2"] {
+            #expect(model.graph.initializer(named: name)!.floatValues() == start.graph.initializer(named: name)!.floatValues(), "\(name) frozen")
+        }
+        #expect(DigitsFixture.weights(model, "coefficient1") != DigitsFixture.weights(start, "coefficient1"))
+    }
+
+    @Test("early stopping keeps the best validation epoch")
+    func earlyStopping() throws {
+        var model = DigitsFixture.damaged(try DigitsFixture.model(), sparsity: 0.5)
+        // A rate this large makes validation accuracy jump around, so a later epoch is rarely the best.
+        let stage = try DigitsFixture.stage([
+            "dataset": .string("small"), "validation": .string("test"), "epochs": .number(8), "early_stopping": .number(2),
+            "optimizer": .string("sgd"), "lr": .number(0.5), "momentum": .number(0.9),
+        ])
+        let result = try stage.run(&model, context: DigitsFixture.context())
+        let best = try #require(result.details.first { $0.key == "best_epoch" }?.value.integerValue)
+        let history = try #require(result.details.first { $0.key == "history" }?.value.arrayValue)
+        let accuracies = history.compactMap { $0["validation_accuracy"]?.numberValue }
+        #expect(accuracies[best - 1] == accuracies.max())
+        let kept = try DigitsFixture.accuracy(model)
+        #expect(abs(kept - accuracies.max()!) < 1e-5)  // the report rounds to 6 digits
+        #expect(best < accuracies.count)
+        #expect(result.details.contains { $0.key == "stopped_early" })
+    }
+
+    @Test("option combinations the schema cannot express are rejected with their path", arguments: [
+        (["dataset": JSONValue.string("train"), "optimizer": .string("adam"), "nesterov": .bool(true)], "stages[0].nesterov"),
+        (["dataset": .string("train"), "early_stopping": .number(2)], "stages[0].early_stopping"),
+        (["dataset": .string("train"), "loss": .string("mse"), "distill": .object([("alpha", .number(0.5))])], "stages[0].distill"),
+        (["dataset": .string("train"), "prune_schedule": .object([("final_sparsity", .number(0.5)), ("begin_step", .number(10)), ("end_step", .number(5))])], "stages[0].prune_schedule.end_step"),
+    ])
+    func rejectsOptions(options: [String: JSONValue], path: String) {
+        #expect {
+            _ = try DigitsFixture.stage(options)
+        } throws: { error in
+            (error as? NNPipeError)?.path == path
+        }
+    }
+
+    @Test("distillation without an input model fails with the stage path")
+    func distillationNeedsTeacher() throws {
+        var model = try DigitsFixture.model()
+        let stage = try DigitsFixture.stage(["dataset": .string("small"), "steps": .number(1), "distill": .object([])])
+        #expect { _ = try stage.run(&model, context: DigitsFixture.context()) } throws: { error in
+            (error as? NNPipeError)?.path == "stages[0]" && (error as? NNPipeError)?.code == .stageFailed
+        }
+    }
+}
