@@ -3,6 +3,7 @@ import NNPipeKeras
 import NNPipeONNX
 import StageCalibrate
 import StageEvaluate
+import StageFineTune
 import StagePrune
 import StageQuantize
 
@@ -12,6 +13,7 @@ extension Toolkit {
         let formats = FormatRegistry([ONNXFormat(), KerasFormat(), KerasArchiveFormat()])
         var stages = StageRegistry()
         stages.register(PruneStage.self)
+        stages.register(FineTuneStage.self)
         stages.register(CalibrateStage.self)
         stages.register(QuantizeStage.self)
         stages.register(EvaluateStage.self)
