@@ -36,7 +36,7 @@ struct ConvertCommand: ParsableCommand {
             stages: [StageInvocation(kind: ExportStage.kind, options: exportOptions, index: 0)],
             directory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
         let progress = TerminalProgress(console: Console.current)
-        var runner = ManifestLoading.runner(toolkit: toolkit, progress: progress.reporter(quiet: quiet))
+        var runner = ManifestLoading.runner(toolkit: toolkit, progress: progress.reporter(quiet: quiet), quiet: quiet)
         runner.evaluator = nil
         runner.writesReport = false
         try runner.preflight(manifest)

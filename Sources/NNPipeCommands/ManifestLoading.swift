@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NNPipeCore
 import NNPipePlugins
 
@@ -32,7 +33,10 @@ enum ManifestLoading {
         return extended
     }
 
-    static func runner(toolkit: Toolkit, progress: ProgressReporter) -> PipelineRunner {
-        PipelineRunner(registry: toolkit.stages, formats: toolkit.formats, progress: progress, evaluator: toolkit.evaluator)
+    static func runner(toolkit: Toolkit, progress: ProgressReporter, quiet: Bool = false) -> PipelineRunner {
+        var logger = Logger(label: "nnpipe")
+        // --quiet keeps warnings (a stage's caveats) but drops informational lines such as plugin stderr.
+        logger.logLevel = quiet ? .warning : .info
+        return PipelineRunner(registry: toolkit.stages, formats: toolkit.formats, logger: logger, progress: progress, evaluator: toolkit.evaluator)
     }
 }

@@ -24,7 +24,7 @@ struct RunCommand: ParsableCommand {
         let loaded = try ManifestLoading.load(manifest, toolkit: Toolkit.current)
         let toolkit = try ManifestLoading.toolkit(Toolkit.current, with: loaded)
         let progress = TerminalProgress(console: console)
-        let runner = ManifestLoading.runner(toolkit: toolkit, progress: progress.reporter(quiet: quiet))
+        let runner = ManifestLoading.runner(toolkit: toolkit, progress: progress.reporter(quiet: quiet), quiet: quiet)
         if dryRun {
             try runner.preflight(loaded)
             console.print("plan for \(loaded.name) (dry run, nothing written):")
