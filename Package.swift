@@ -80,7 +80,10 @@ let package = Package(
             name: "StagePruneTests", dependencies: ["NNPipeTestKit", "NNPipeCore", "StagePrune", "NNPipeRuntime"]),
         .testTarget(
             name: "StageQuantizeTests",
-            dependencies: ["NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
+            dependencies: [
+                "NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime", "NNPipeONNX",
+                "NNPipeData", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "NNPipeDataTests", dependencies: ["NNPipeTestKit", "NNPipeData", "NNPipeCore"]),
         .testTarget(
