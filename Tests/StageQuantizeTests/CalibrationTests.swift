@@ -59,37 +59,43 @@ struct SampleSource {
         PercentileCase(label: "99.9 asymmetric shifted", percentile: 99.9, symmetric: false, shift: -1.5),
     ]
 
-    /// The percentile range agrees with numpy.percentile (linear interpolation on sorted values)
-    /// within one histogram bin; data arrives in 10 batches to exercise re-binning.
-    @Test("percentile matches numpy's within a bin", arguments: percentileCases)
-    func percentileMatchesNumpy(_ example: PercentileCase) {
+    /// The percentile range agrees with numpy.percentile (linear interpolation on sorted values):
+    /// within one bin when the data comes in one batch, within a few when it comes in 10 batches
+    /// (growing the range re-bins old counts, spreading each over the new bins it overlaps).
+    @Test("percentile matches numpy's", arguments: percentileCases, [1, 10])
+    func percentileMatchesNumpy(_ example: PercentileCase, batches: Int) {
         var source = SampleSource(state: 3)
         let values = source.normal(count: 100_000).map { $0 + example.shift }
         var collector = RangeCollector(settings: .init(method: .percentile, percentile: example.percentile, symmetric: example.symmetric))
-        for batch in stride(from: 0, to: values.count, by: 10_000) { collector.add(Array(values[batch..<(batch + 10_000)])) }
+        let batchSize = values.count / batches
+        for batch in stride(from: 0, to: values.count, by: batchSize) { collector.add(Array(values[batch..<(batch + batchSize)])) }
         let range = collector.range()!
         let histogram = collector.histogram!
-        let tolerance = histogram.binWidth * 2 + 1e-6
+        // Like onnxruntime, the histogram answers with the sample where the mass is reached; numpy
+        // interpolates to the next one, so the gap between neighbouring samples is allowed on top.
+        func tolerance(_ spacing: Float) -> Float { histogram.binWidth * (batches == 1 ? 1.01 : 6) + spacing + 1e-6 }
         if example.symmetric {
-            let magnitude = Self.numpyPercentile(values.map(abs), example.percentile)
-            #expect(abs(range.upper - magnitude) <= tolerance, "upper \(range.upper) vs numpy \(magnitude)")
+            let (magnitude, spacing) = Self.numpyPercentile(values.map(abs), example.percentile)
+            #expect(abs(range.upper - magnitude) <= tolerance(spacing), "upper \(range.upper) vs numpy \(magnitude)")
             #expect(range.lower == -range.upper)
         } else {
             let cut = (100 - example.percentile) / 2
-            let lower = Self.numpyPercentile(values, cut)
-            let upper = Self.numpyPercentile(values, 100 - cut)
-            #expect(abs(range.lower - lower) <= tolerance, "lower \(range.lower) vs numpy \(lower)")
-            #expect(abs(range.upper - upper) <= tolerance, "upper \(range.upper) vs numpy \(upper)")
+            let (lower, lowerSpacing) = Self.numpyPercentile(values, cut)
+            let (upper, upperSpacing) = Self.numpyPercentile(values, 100 - cut)
+            #expect(abs(range.lower - lower) <= tolerance(lowerSpacing), "lower \(range.lower) vs numpy \(lower)")
+            #expect(abs(range.upper - upper) <= tolerance(upperSpacing), "upper \(range.upper) vs numpy \(upper)")
         }
     }
 
-    /// numpy.percentile's default ("linear"): rank (n − 1)·p/100, interpolated.
-    static func numpyPercentile(_ values: [Float], _ percentile: Double) -> Float {
+    /// numpy.percentile's default ("linear"): rank (n − 1)·p/100, interpolated; plus the gap
+    /// between the samples on either side of the rank.
+    static func numpyPercentile(_ values: [Float], _ percentile: Double) -> (value: Float, spacing: Float) {
         let sorted = values.sorted()
         let rank = Double(sorted.count - 1) * percentile / 100
         let low = Int(rank.rounded(.down))
         let high = min(low + 1, sorted.count - 1)
-        return sorted[low] + Float(rank - Double(low)) * (sorted[high] - sorted[low])
+        let value = sorted[low] + Float(rank - Double(low)) * (sorted[high] - sorted[low])
+        return (value, sorted[min(high + 1, sorted.count - 1)] - sorted[max(low - 1, 0)])
     }
 
     @Test func minmaxGlobalAndMovingAverage() {
