@@ -233,6 +233,18 @@ def check(model_path, inputs_path, output_path):
         session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
         output = session.run(None, {session.get_inputs()[0].name: inputs})[0]
         output.astype(np.float32).tofile(output_path + suffix)
+    # The onnx package's reference evaluator: the spec's arithmetic, to tell which runtime follows it.
+    # onnx 1.22's evaluator has Q/DQ only from opset 19: evaluate a copy marked opset 21 (the ops
+    # these models use mean the same there).
+    from onnx.reference import ReferenceEvaluator
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for entry in copy.opset_import:
+        if entry.domain in ("", "ai.onnx") and entry.version < 21:
+            entry.version = 21
+    copy.ir_version = max(copy.ir_version, 10)
+    reference = ReferenceEvaluator(copy).run(None, {copy.graph.input[0].name: inputs})[0]
+    reference.astype(np.float32).tofile(output_path + ".reference")
     counts = {}
     for node in model.graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1

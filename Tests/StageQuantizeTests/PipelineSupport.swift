@@ -50,7 +50,7 @@ enum QuantizeFixtures {
     }
 
     /// Writes `model`, checks it with onnx.checker and runs it in onnxruntime; nil when interop is skipped.
-    static func onnxruntimeOutput(_ model: Model, fixture: String) throws -> (output: [Float], unoptimized: [Float], facts: [String: Any])? {
+    static func onnxruntimeOutput(_ model: Model, fixture: String) throws -> (output: [Float], unoptimized: [Float], reference: [Float], facts: [String: Any])? {
         let folder = try TestEnvironment.temporaryFolder("quantize-model")
         defer { try? FileManager.default.removeItem(at: folder) }
         let file = folder.appendingPathComponent("model.onnx")
@@ -58,9 +58,13 @@ enum QuantizeFixtures {
         let outputFile = folder.appendingPathComponent("output.f32")
         guard let result = try runFixtureScript(["check", file.path, inputs(fixture).path, outputFile.path]) else { return nil }
         try #require(result.status == 0, "onnx.checker / onnxruntime rejected the model: \(result.standardError.suffix(1500))")
+        if let keep = ProcessInfo.processInfo.environment["NNPIPE_QUANTIZE_KEEP"] {
+            try? FileManager.default.copyItem(at: file, to: URL(fileURLWithPath: keep).appendingPathComponent("\(fixture)-\(UUID().uuidString.prefix(8)).onnx"))
+        }
         let facts = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8)) as? [String: Any] ?? [:]
         let unoptimized = URL(fileURLWithPath: outputFile.path + ".unoptimized")
-        return (try readArray(outputFile, as: Float.self), try readArray(unoptimized, as: Float.self), facts)
+        let reference = URL(fileURLWithPath: outputFile.path + ".reference")
+        return (try readArray(outputFile, as: Float.self), try readArray(unoptimized, as: Float.self), try readArray(reference, as: Float.self), facts)
     }
 
     /// Row-wise argmax over `classes` columns.
