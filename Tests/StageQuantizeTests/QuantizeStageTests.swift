@@ -3,6 +3,9 @@ import NNPipeCore
 import NNPipeONNX
 import NNPipeTestKit
 import StageQuantize
+import StageCalibrate
+import NNPipeRuntime
+import NNPipeData
 import Testing
 
 @Suite struct QuantizeStageTests {
@@ -194,5 +197,47 @@ import Testing
         #expect { try QuantizeFixtures.quantize(&model, ["activations": .string("uint8")]) } throws: { error in
             (error as? NNPipeError)?.message.contains("no calibration range") == true
         }
+    }
+}
+
+/// The scikit-learn MLP exported by skl2onnx (Cast, ArgMax, ArrayFeatureExtractor, ai.onnx.ml):
+/// onnxruntime's own quant_pre_process + quantize_static path fails on it; nnpipe's must not.
+@Suite struct ScikitLearnQuantizeTests {
+    @Test func skl2onnxMLPQuantisesStaticallyAndKeepsItsLabels() throws {
+        let file = TestEnvironment.fixture("onnx/sklearn/mlp_digits.onnx")
+        let inputs = TestEnvironment.fixture("onnx/sklearn/digits_x_first16.npy")
+        let original = try ONNXFormat().read(from: file)
+        var model = original
+        var context = QuantizeFixtures.context(datasetFor: "cnn")
+        context.datasets["calib"] = DatasetSpecification(name: "calib", path: inputs, batchSize: 16)
+        _ = try CalibrateStage(options: QuantizeFixtures.options(["dataset": .string("calib")], path: "stages[0]")).run(&model, context: context)
+        let result = try QuantizeStage(options: QuantizeFixtures.options(["activations": .string("uint8"), "per_channel": .bool(true)])).run(&model, context: context)
+        #expect(result.summary.contains("2 layers"))
+
+        func labels(_ model: Model) throws -> [Int64] {
+            let reader = try DatasetReader(source: DatasetSource(path: inputs), expectedInputs: model.graph.runtimeInputs.compactMap(ExpectedInput.init))
+            let batch = try reader.batch(0..<reader.sampleCount)
+            let plan = try ExecutionPlan(model: model, batchSize: reader.sampleCount)
+            let outputs = try plan.run(inputs: try batch.inputs.mapValues { try RuntimeTensor($0) })
+            return try #require(outputs["label"]).integers
+        }
+        let floatLabels = try labels(original)
+        let quantizedLabels = try labels(model)
+        #expect(QuantizeFixtures.agreement(floatLabels.map { Int($0) }, quantizedLabels.map { Int($0) }) >= 0.9)
+
+        let folder = try TestEnvironment.temporaryFolder("quantize-sklearn")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let written = folder.appendingPathComponent("mlp_int8.onnx")
+        try ONNXFormat().write(model, to: written)
+        let output = folder.appendingPathComponent("label.f32")
+        guard let check = try runFixtureScript(["check", written.path, inputs.path, output.path]) else { return }
+        try #require(check.status == 0, "\(check.standardError.suffix(1500))")
+        // Unoptimised onnxruntime computes the graph as written: the same labels. Optimised, it fuses
+        // into integer kernels that round differently, so a borderline sample may flip.
+        let unoptimizedLabels = try readArray(URL(fileURLWithPath: output.path + ".unoptimized"), as: Float.self).map { Int64($0) }
+        #expect(unoptimizedLabels == quantizedLabels)
+        let optimizedLabels = try readArray(output, as: Float.self).map { Int($0) }
+        #expect(QuantizeFixtures.agreement(optimizedLabels, quantizedLabels.map { Int($0) }) >= 0.9)
+        print("skl2onnx MLP: \(result.summary); labels agree with float on \(QuantizeFixtures.agreement(floatLabels.map { Int($0) }, quantizedLabels.map { Int($0) }))")
     }
 }
