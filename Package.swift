@@ -107,7 +107,10 @@ let package = Package(
             ]),
         .testTarget(
             name: "StageQuantizeTests",
-            dependencies: ["NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
+            dependencies: [
+                "NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime", "NNPipeONNX",
+                "NNPipeData", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "NNPipeDataTests", dependencies: ["NNPipeTestKit", "NNPipeData", "NNPipeCore"]),
         .testTarget(

@@ -160,9 +160,127 @@ def numerics(folder, count):
         json.dump(manifest, handle)
 
 
+def models(folder):
+    """A small CNN and MLP (opset 13, seeded weights) and calibration / test inputs for them."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    os.makedirs(folder, exist_ok=True)
+
+    def weight(name, shape, scale):
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    def save(graph, name):
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="nnpipe-fixtures")
+        model.ir_version = 7
+        onnx.checker.check_model(model, full_check=True)
+        onnx.save(model, os.path.join(folder, name))
+
+    cnn = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "conv1.weight", "conv1.bias"], ["conv1"], name="conv1", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["conv1"], ["relu1"], name="relu1"),
+            helper.make_node("Conv", ["relu1", "conv2.weight", "conv2.bias"], ["conv2"], name="conv2", strides=[2, 2], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["conv2"], ["relu2"], name="relu2"),
+            helper.make_node("Flatten", ["relu2"], ["flat"], name="flatten"),
+            helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1),
+        ],
+        "cnn",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        initializer=[
+            weight("conv1.weight", (8, 1, 3, 3), 0.5), weight("conv1.bias", (8,), 0.1),
+            weight("conv2.weight", (16, 8, 3, 3), 0.2), weight("conv2.bias", (16,), 0.1),
+            weight("fc.weight", (10, 256), 0.1), weight("fc.bias", (10,), 0.1),
+        ],
+    )
+    save(cnn, "cnn.onnx")
+    mlp = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["features", "dense1.kernel"], ["dense1.matmul"], name="dense1"),
+            helper.make_node("Add", ["dense1.matmul", "dense1.bias"], ["dense1.out"], name="dense1.add"),
+            helper.make_node("Relu", ["dense1.out"], ["dense1.relu"], name="dense1.relu"),
+            helper.make_node("MatMul", ["dense1.relu", "dense2.kernel"], ["dense2.matmul"], name="dense2"),
+            helper.make_node("Add", ["dense2.matmul", "dense2.bias"], ["scores"], name="dense2.add"),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 4])],
+        initializer=[
+            weight("dense1.kernel", (16, 64), 0.3), weight("dense1.bias", (64,), 0.1),
+            weight("dense2.kernel", (64, 4), 0.2), weight("dense2.bias", (4,), 0.1),
+        ],
+    )
+    save(mlp, "mlp.onnx")
+    np.save(os.path.join(folder, "cnn_inputs.npy"), rng.standard_normal((128, 1, 8, 8)).astype(np.float32))
+    np.save(os.path.join(folder, "mlp_inputs.npy"), rng.standard_normal((128, 16)).astype(np.float32))
+
+
+def check(model_path, inputs_path, output_path):
+    """onnx.checker on the model, then onnxruntime on the inputs; writes the first output as raw float32."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(model_path)
+    onnx.checker.check_model(model, full_check=True)
+    inputs = np.load(inputs_path)
+    # Default optimisation fuses Q/DQ into integer kernels (QLinearConv, MatMulNBits) with their own
+    # rounding; with optimisation off onnxruntime computes the graph as written. Both are written.
+    for level, suffix in [(ort.GraphOptimizationLevel.ORT_ENABLE_ALL, ""), (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, ".unoptimized")]:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+        output = session.run(None, {session.get_inputs()[0].name: inputs})[0]
+        output.astype(np.float32).tofile(output_path + suffix)
+    # The onnx package's reference evaluator: the spec's arithmetic, to tell which runtime follows it.
+    # onnx 1.22's evaluator has Q/DQ only from opset 19: evaluate a copy marked opset 21 (the ops
+    # these models use mean the same there).
+    from onnx.reference import ReferenceEvaluator
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for entry in copy.opset_import:
+        if entry.domain in ("", "ai.onnx") and entry.version < 21:
+            entry.version = 21
+    copy.ir_version = max(copy.ir_version, 10)
+    reference = ReferenceEvaluator(copy).run(None, {copy.graph.input[0].name: inputs})[0]
+    reference.astype(np.float32).tofile(output_path + ".reference")
+    counts = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    print(json.dumps({"shape": list(output.shape), "opset": model.opset_import[0].version,
+                      "operators": counts, "bytes": os.path.getsize(model_path)}))
+
+
+def reference_qdq(model_path, inputs_path, output_path, per_channel):
+    """onnxruntime's own quantize_static (QDQ, uint8 activations, int8 weights, minmax) for size comparison."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    inputs = np.load(inputs_path)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            import onnx
+            name = onnx.load(model_path).graph.input[0].name
+            self.batches = iter([{name: inputs[i:i + 32]} for i in range(0, len(inputs), 32)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quantize_static(model_path, output_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    print(json.dumps({"bytes": os.path.getsize(output_path)}))
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "numerics":
         numerics(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 10_000_000)
+    elif command == "models":
+        models(sys.argv[2])
+    elif command == "check":
+        check(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif command == "reference-qdq":
+        reference_qdq(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "per-channel")
     else:
         raise SystemExit(f"unknown command {command}")

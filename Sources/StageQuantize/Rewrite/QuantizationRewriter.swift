@@ -101,7 +101,7 @@ struct QuantizationRewriter {
 
     /// Q/DQ on 4- and 16-bit types and blocked layouts need opset 21; per-axis DequantizeLinear 13.
     func requiredOpset(_ selected: [Selected]) -> Int64 {
-        var needed: Int64 = configuration.mode == .dynamic || configuration.format == .qoperator ? 10 : 13
+        var needed: Int64 = configuration.mode == .dynamic ? 11 : (configuration.format == .qoperator ? 10 : 13)
         if let type = configuration.weights.integerType { needed = max(needed, type.minimumOpset) }
         if let type = configuration.activations { needed = max(needed, type.minimumOpset) }
         if configuration.blockSize != nil { needed = 21 }

@@ -1,0 +1,49 @@
+import Foundation
+import NNPipeCore
+import NNPipeData
+import NNPipeTestKit
+import StageCalibrate
+import Testing
+
+/// Time of each calibration method against minmax, and resident memory as the sample count grows.
+/// Off by default (it is a benchmark, not a test): `Benchmarks/calibration/run.sh` sets
+/// NNPIPE_BENCHMARK=1 and builds in release mode.
+@Suite struct CalibrationBenchmark {
+    static var enabled: Bool { ProcessInfo.processInfo.environment["NNPIPE_BENCHMARK"] == "1" }
+
+    static func residentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+    }
+
+    @Test(.enabled(if: enabled)) func calibrationMethodsTimeAndMemory() throws {
+        let folder = try TestEnvironment.temporaryFolder("calibration-benchmark")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var source = SampleSource(state: 11)
+        var lines = ["| samples | method | seconds | x minmax | RSS after (MB) |", "|---:|---|---:|---:|---:|"]
+        for samples in [2_048, 8_192, 32_768] {
+            let data = folder.appendingPathComponent("inputs-\(samples).npz")
+            try NumpyArchiveWriter.write([("x", Tensor(name: "x", shape: [samples, 1, 8, 8], values: source.normal(count: samples * 64)))], to: data)
+            var minmaxSeconds = 0.0
+            for method in ["minmax", "percentile", "entropy", "mse"] {
+                var model = try QuantizeFixtures.model("cnn")
+                var context = QuantizeFixtures.context(datasetFor: "cnn")
+                context.datasets["calib"] = DatasetSpecification(name: "calib", path: data, batchSize: 256)
+                let stage = try CalibrateStage(options: QuantizeFixtures.options(["dataset": .string("calib"), "method": .string(method)]))
+                let clock = ContinuousClock()
+                let started = clock.now
+                _ = try stage.run(&model, context: context)
+                let elapsed = clock.now - started
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                if method == "minmax" { minmaxSeconds = seconds }
+                lines.append("| \(samples) | \(method) | \(String(format: "%.3f", seconds)) | \(String(format: "%.2f", seconds / minmaxSeconds)) | \(String(format: "%.1f", Double(Self.residentBytes()) / 1e6)) |")
+            }
+        }
+        let table = lines.joined(separator: "\n")
+        print(table)
+        if let output = ProcessInfo.processInfo.environment["NNPIPE_BENCHMARK_OUTPUT"] {
+            try table.write(toFile: output, atomically: true, encoding: .utf8)
+        }
+    }
+}
