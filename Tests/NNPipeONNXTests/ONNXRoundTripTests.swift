@@ -70,6 +70,8 @@ def check(path):
 def session(path):
     try:
         options = ort.SessionOptions(); options.intra_op_num_threads = 1
+        # No constant folding: the light/ models would materialise hundreds of MB of weights.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]), None
     except Exception as error:
         return None, str(error).splitlines()[0][:200]
