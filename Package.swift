@@ -7,6 +7,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "nnpipe", targets: ["nnpipe"]),
+        .executable(name: "nnpipe-stage-cluster", targets: ["nnpipe-stage-cluster"]),
+        .library(name: "NNPipeTestKit", targets: ["NNPipeTestKit"]),
         .library(name: "NNPipeCore", targets: ["NNPipeCore"]),
         .library(name: "NNPipeCommands", targets: ["NNPipeCommands"]),
     ],
@@ -38,7 +40,7 @@ let package = Package(
         .target(
             name: "NNPipeONNX", dependencies: ["NNPipeCore", "ONNXProto", "CProtobufC"],
             path: "Formats/ONNX"),
-        .target(name: "NNPipeHDF5", dependencies: ["CHDF5"], path: "Formats/HDF5"),
+        .target(name: "NNPipeHDF5", dependencies: ["NNPipeCore", "CHDF5"], path: "Formats/HDF5"),
         .target(
             name: "NNPipeKeras", dependencies: ["NNPipeCore", "NNPipeHDF5"],
             path: "Formats/KerasHDF5"),
@@ -50,6 +52,17 @@ let package = Package(
         // MARK: Stages (one module per kind; never depend on each other)
         .target(
             name: "StageEvaluate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
+        .target(name: "StagePrune", dependencies: ["NNPipeCore", "NNPipeRuntime"]),
+        .target(name: "StageQuantize", dependencies: ["NNPipeCore"]),
+        .target(name: "NNPipeTraining", dependencies: ["NNPipeCore", "NNPipeRuntime", "CBLAS"]),
+        .target(
+            name: "StageFineTune",
+            dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeTraining", "NNPipeData"]),
+        .target(
+            name: "StageCalibrate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
+
+        // MARK: Out-of-process stage plugins
+        .target(name: "NNPipePlugins", dependencies: ["NNPipeCore"]),
 
         // MARK: Command line
         .target(
@@ -57,10 +70,14 @@ let package = Package(
             dependencies: [
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                "NNPipeCore", "NNPipeONNX", "NNPipeKeras", "NNPipeRuntime", "NNPipeData",
-                "StageEvaluate",
+                "NNPipeCore", "NNPipePlugins", "NNPipeONNX", "NNPipeKeras", "NNPipeRuntime", "NNPipeData",
+                "StageEvaluate", "StagePrune", "StageQuantize", "StageCalibrate", "StageFineTune",
             ]),
         .executableTarget(name: "nnpipe", dependencies: ["NNPipeCommands"]),
+        // An out-of-process plugin written in Swift (Plugins/SwiftCluster, see PLUGINS.md).
+        .executableTarget(
+            name: "nnpipe-stage-cluster", dependencies: ["NNPipeCore", "NNPipeONNX"],
+            path: "Plugins/SwiftCluster"),
 
         // MARK: ONNX fuzzing and benchmark (scripts/fuzz-onnx.sh, Benchmarks/onnx-io/run.sh)
         .executableTarget(
@@ -68,6 +85,9 @@ let package = Package(
         .executableTarget(
             name: "onnx-roundtrip", dependencies: ["NNPipeCore", "NNPipeONNX"],
             path: "Benchmarks/onnx-io/onnx-roundtrip"),
+        .executableTarget(
+            name: "RuntimeBenchmark", dependencies: ["NNPipeCore", "NNPipeRuntime"],
+            path: "Benchmarks/runtime/Sources/RuntimeBenchmark"),
 
         // MARK: Tests
         .target(name: "NNPipeTestKit", dependencies: ["NNPipeCore"]),
@@ -79,6 +99,23 @@ let package = Package(
         .testTarget(
             name: "NNPipeRuntimeTests",
             dependencies: ["NNPipeTestKit", "NNPipeCore", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
+        .testTarget(
+            name: "StagePruneTests",
+            dependencies: [
+                "NNPipeTestKit", "NNPipeCore", "StagePrune", "NNPipeRuntime",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "StageQuantizeTests",
+            dependencies: ["NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime", "NNPipeONNX", "NNPipeData"]),
+        .testTarget(
+            name: "NNPipeDataTests", dependencies: ["NNPipeTestKit", "NNPipeData", "NNPipeCore"]),
+        .testTarget(
+            name: "StageEvaluateTests",
+            dependencies: ["NNPipeTestKit", "StageEvaluate", "NNPipeData", "NNPipeCore"]),
+        .testTarget(
+            name: "StageFineTuneTests",
+            dependencies: ["NNPipeTestKit", "NNPipeCore", "NNPipeRuntime", "NNPipeTraining", "StageFineTune", "NNPipeData"]),
         .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeTestKit", "NNPipeCommands", "NNPipeCore"]),
     ]
 )

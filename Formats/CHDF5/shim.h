@@ -23,3 +23,15 @@ static inline hid_t nnpipe_h5p_group_create(void) { return H5P_GROUP_CREATE; }
 static inline hid_t nnpipe_h5p_attribute_create(void) { return H5P_ATTRIBUTE_CREATE; }
 static inline hid_t nnpipe_h5e_default(void) { return H5E_DEFAULT; }
 static inline size_t nnpipe_h5t_variable(void) { return H5T_VARIABLE; }
+static inline hid_t nnpipe_h5t_std_i8le(void) { return H5T_STD_I8LE; }
+static inline hid_t nnpipe_h5t_std_u8le(void) { return H5T_STD_U8LE; }
+static inline hid_t nnpipe_h5t_std_i16le(void) { return H5T_STD_I16LE; }
+static inline hid_t nnpipe_h5t_std_u16le(void) { return H5T_STD_U16LE; }
+static inline hid_t nnpipe_h5t_std_i32le(void) { return H5T_STD_I32LE; }
+static inline hid_t nnpipe_h5t_std_u32le(void) { return H5T_STD_U32LE; }
+static inline hid_t nnpipe_h5t_std_i64le(void) { return H5T_STD_I64LE; }
+static inline hid_t nnpipe_h5t_std_u64le(void) { return H5T_STD_U64LE; }
+static inline unsigned nnpipe_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
+static inline unsigned nnpipe_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
+static inline unsigned nnpipe_h5f_acc_excl(void) { return H5F_ACC_EXCL; }
+static inline unsigned nnpipe_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }

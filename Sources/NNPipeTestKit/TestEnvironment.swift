@@ -85,6 +85,7 @@ public enum ProcessRunner {
 
 /// Thrown when the interop Python is absent; tests skip with a message outside CI and fail in CI.
 public struct InteropUnavailable: Error, CustomStringConvertible {
+    public init() {}
     public var description: String {
         "Python interop environment not found: run scripts/setup-python.sh or set NNPIPE_PYTHON"
     }

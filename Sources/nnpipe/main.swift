@@ -1,3 +1,3 @@
 import NNPipeCommands
 
-NNPipeCommand.main()
+NNPipeCommand.main(stages: [])

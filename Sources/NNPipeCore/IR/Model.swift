@@ -99,10 +99,20 @@ public struct ModelAnnotations: Sendable {
     public var calibrationRanges: [String: ValueRange]
     /// Free-form facts (stage name -> key -> value) surfaced in reports.
     public var notes: [String: [String: String]]
+    /// Per-initializer keep masks (uint8 0/1, same shape as the weight) left by a prune stage,
+    /// so fine-tuning keeps pruned weights at zero.
+    public var pruningMasks: [String: Tensor]
+    /// The sparsity schedule a prune stage hands to fine-tuning (its manifest `schedule` object).
+    public var pruningSchedule: JSONValue?
 
-    public init(calibrationRanges: [String: ValueRange] = [:], notes: [String: [String: String]] = [:]) {
+    public init(
+        calibrationRanges: [String: ValueRange] = [:], notes: [String: [String: String]] = [:],
+        pruningMasks: [String: Tensor] = [:], pruningSchedule: JSONValue? = nil
+    ) {
         self.calibrationRanges = calibrationRanges
         self.notes = notes
+        self.pruningMasks = pruningMasks
+        self.pruningSchedule = pruningSchedule
     }
 }
 

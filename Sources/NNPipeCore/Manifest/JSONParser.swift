@@ -309,7 +309,7 @@ public enum JSONWriter {
         }
     }
 
-    static func format(_ number: Double) -> String {
+    public static func format(_ number: Double) -> String {
         if !number.isFinite { return "null" }
         if number == number.rounded(), abs(number) < 1e15 { return String(Int64(number)) }
         return "\(number)"

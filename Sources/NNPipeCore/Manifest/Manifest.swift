@@ -86,11 +86,14 @@ public struct EvaluationSpecification: Sendable {
     public var dataset: String
     public var metrics: [String]
     public var topK: Int
+    /// The scored model output; nil picks the first float output of rank 2.
+    public var output: String?
 
-    public init(dataset: String, metrics: [String], topK: Int = 5) {
+    public init(dataset: String, metrics: [String], topK: Int = 5, output: String? = nil) {
         self.dataset = dataset
         self.metrics = metrics
         self.topK = topK
+        self.output = output
     }
 
     public static let knownMetrics = ["accuracy", "top_k_accuracy", "mse", "fidelity"]

@@ -6,7 +6,7 @@ public struct ManifestDecoder {
     /// Keys allowed at the top level, in the order `nnpipe schema` lists them.
     public static let topLevelKeys = ["version", "name", "model", "output_dir", "datasets", "evaluate", "plugins", "stages"]
     public static let datasetKeys = ["path", "inputs", "labels", "limit", "batch_size", "shuffle", "seed"]
-    public static let evaluateKeys = ["dataset", "metrics", "top_k"]
+    public static let evaluateKeys = ["dataset", "metrics", "top_k", "output"]
     public static let modelKeys = ["path", "format"]
     public static let modelFormats = ["onnx", "keras-h5", "keras"]
 
@@ -14,6 +14,8 @@ public struct ManifestDecoder {
     /// Called with the resolved `plugins` entries; returns their stage descriptors
     /// (out-of-process plugins describe themselves). Problems are reported at `plugins[i]`.
     public var pluginResolver: (@Sendable ([URL]) throws -> [StageDescriptor])?
+    /// Consulted for a stage kind nothing registered knows (e.g. `nnpipe-stage-<kind>` on PATH).
+    public var unknownKindResolver: (@Sendable (String) throws -> StageDescriptor?)?
 
     private var problems: [NNPipeError] = []
     private var file: String?
@@ -52,9 +54,8 @@ public struct ManifestDecoder {
     // MARK: Problems
 
     private mutating func problem(_ path: String, _ message: String, at value: JSONValue?) {
-        var line = value.flatMap { $0.line > 0 ? $0.line : nil }
-        var column = value.flatMap { $0.column > 0 ? $0.column : nil }
-        if line == nil { column = nil; line = nil }
+        let line = value.flatMap { $0.line > 0 ? $0.line : nil }
+        let column = line == nil ? nil : value.map(\.column)
         problems.append(NNPipeError(.invalidManifest, "\(path): \(message)", path: file, line: line, column: column))
     }
 
@@ -284,7 +285,13 @@ public struct ManifestDecoder {
             }
         }
         let topK = positiveInteger(value["top_k"], "evaluate.top_k") ?? 5
-        return EvaluationSpecification(dataset: datasetValue.stringValue ?? "", metrics: metrics, topK: topK)
+        var output: String?
+        if let outputValue = value["output"] {
+            if let name = outputValue.stringValue { output = name } else {
+                problem("evaluate.output", "expected a model output name, got \(outputValue.typeName)", at: outputValue)
+            }
+        }
+        return EvaluationSpecification(dataset: datasetValue.stringValue ?? "", metrics: metrics, topK: topK, output: output)
     }
 
     private mutating func validatePlugins(_ value: JSONValue?, directory: URL) -> [URL] {
@@ -328,7 +335,10 @@ public struct ManifestDecoder {
             return []
         }
         var invocations: [StageInvocation] = []
+        var invalid = Set<Int>()
         for (index, entry) in list.enumerated() {
+            let problemsBefore = problems.count
+            defer { if problems.count > problemsBefore { invalid.insert(index) } }
             let path = "stages[\(index)]"
             guard let members = entry.objectValue else {
                 problem(path, "expected an object like {\"stage\": \"prune\", ...}, got \(entry.typeName)", at: entry)
@@ -341,6 +351,17 @@ public struct ManifestDecoder {
             guard let kind = kindValue.stringValue else {
                 problem("\(path).stage", "expected a stage kind string, got \(kindValue.typeName)", at: kindValue)
                 continue
+            }
+            if registry.descriptor(for: kind) == nil, let unknownKindResolver {
+                do {
+                    if let found = try unknownKindResolver(kind) { registry.register(found) }
+                } catch let error as NNPipeError {
+                    problem("\(path).stage", error.description, at: kindValue)
+                    continue
+                } catch {
+                    problem("\(path).stage", "\(error)", at: kindValue)
+                    continue
+                }
             }
             guard let descriptor = registry.descriptor(for: kind) else {
                 problem("\(path).stage", "unknown stage kind '\(kind)'\(Suggestion.hint(for: kind, among: registry.kinds)); known: \(registry.kinds.joined(separator: ", "))", at: kindValue)
@@ -367,7 +388,8 @@ public struct ManifestDecoder {
             invocations.append(StageInvocation(kind: kind, options: StageOptions(values: values, path: path), index: index))
         }
         // Cross-stage rules, then each stage's own constructor checks.
-        for invocation in invocations {
+        // Stages whose options already failed are skipped: their constructor would repeat the problem.
+        for invocation in invocations where !invalid.contains(invocation.index) {
             guard let descriptor = registry.descriptor(for: invocation.kind) else { continue }
             for error in descriptor.checkPlacement(invocation, invocations) { problems.append(withFile(error)) }
             do { _ = try descriptor.make(invocation.options) } catch let error as NNPipeError {

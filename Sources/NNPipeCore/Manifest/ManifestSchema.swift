@@ -61,6 +61,7 @@ public enum ManifestSchema {
                         ("dataset", .object([("type", .string("string"))])),
                         ("metrics", .object([("type", .string("array")), ("items", .object([("enum", .array(EvaluationSpecification.knownMetrics.map { .string($0) }))]))])),
                         ("top_k", .object([("type", .string("integer")), ("minimum", .number(1)), ("default", .number(5))])),
+                        ("output", .object([("type", .string("string")), ("description", .string("model output to score (default: the first float output of rank 2)"))])),
                     ])),
                 ]), "measure the model on a dataset after import and after every stage")),
                 ("plugins", describe(.object([("type", .string("array")), ("items", .object([("type", .string("string"))]))]), "out-of-process stage executables (nnpipe-stage-<kind>), relative to the manifest")),

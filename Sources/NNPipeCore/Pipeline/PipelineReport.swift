@@ -49,15 +49,23 @@ public struct PipelineReport: Sendable {
 
     /// The compact table printed at the end of `nnpipe run`.
     public var table: String {
-        var rows: [[String]] = [["#", "stage", "status", "seconds", "params", "non-zero", "bytes", "summary"]]
-        rows.append(["-", "input", "", "", String(input.parameterCount), String(input.nonZeroCount), ByteCountText.format(input.totalBytes), modelFormat])
+        // The evaluated metric trajectory gets its own column when the manifest has `evaluate`.
+        let metric = inputEvaluation.flatMap { members in
+            ["accuracy", "mse"].first { key in members.contains { $0.key == key } }
+        }
+        func metricText(_ members: [(key: String, value: JSONValue)]?) -> String {
+            guard let metric, let value = members?.first(where: { $0.key == metric })?.value.numberValue else { return "" }
+            return metric == "accuracy" ? String(format: "%.2f%%", value * 100) : String(format: "%.4g", value)
+        }
+        var rows: [[String]] = [["#", "stage", "status", "seconds", "params", "non-zero", "bytes"] + (metric.map { [$0] } ?? []) + ["summary"]]
+        rows.append(["-", "input", "", "", String(input.parameterCount), String(input.nonZeroCount), ByteCountText.format(input.totalBytes)]
+            + (metric == nil ? [] : [metricText(inputEvaluation)]) + [modelFormat])
         for stage in stages {
             let stats = stage.after ?? stage.before
             rows.append([
                 String(stage.index), stage.kind, stage.succeeded ? "ok" : "FAILED", String(format: "%.2f", stage.seconds),
                 String(stats.parameterCount), String(stats.nonZeroCount), ByteCountText.format(stats.totalBytes),
-                stage.succeeded ? stage.summary : (stage.error ?? ""),
-            ])
+            ] + (metric == nil ? [] : [metricText(stage.evaluation)]) + [stage.succeeded ? stage.summary : (stage.error ?? "")])
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in

@@ -17,6 +17,8 @@ public struct PipelineRunner: Sendable {
     public var logger: Logger
     public var progress: ProgressReporter
     public var evaluator: (any ModelEvaluator)?
+    /// False for in-memory pipelines such as `nnpipe convert`, which leave no report.json.
+    public var writesReport = true
 
     public init(
         registry: StageRegistry, formats: FormatRegistry, logger: Logger = Logger(label: "nnpipe"),
@@ -53,6 +55,14 @@ public struct PipelineRunner: Sendable {
         }
         if manager.fileExists(atPath: manifest.outputDirectory.path, isDirectory: &isDirectory), !isDirectory.boolValue {
             problems.append(NNPipeError(.invalidManifest, "output_dir: exists and is not a folder: \(manifest.outputDirectory.path)", path: file))
+        }
+        for invocation in manifest.stages where invocation.kind == ExportStage.kind {
+            do {
+                let export = try ExportStage(options: invocation.options)
+                _ = try export.writer(formats: formats, destination: manifest.outputDirectory.appendingPathComponent(export.path))
+            } catch let error as NNPipeError {
+                problems.append(NNPipeError(.invalidManifest, "\(invocation.path).path: \(error.message)", path: file))
+            }
         }
         if manifest.evaluation != nil, evaluator == nil {
             problems.append(NNPipeError(.invalidManifest, "evaluate: this nnpipe has no runtime to evaluate models", path: file))
@@ -133,7 +143,7 @@ public struct PipelineRunner: Sendable {
                 entry.seconds = Date().timeIntervalSince(stageStart)
                 entry.after = ModelStatistics(model)
                 for warning in result.warnings { logger.warning("\(invocation.path) \(invocation.kind): \(warning)") }
-                if invocation.kind != ExportStage.kind {
+                if invocation.kind != ExportStage.kind && invocation.kind != "evaluate" {
                     entry.evaluation = try evaluate(model, manifest: manifest, reference: original)
                 }
                 report.stages.append(entry)
@@ -157,6 +167,7 @@ public struct PipelineRunner: Sendable {
 
     private func finish(_ report: inout PipelineReport, manifest: Manifest, started: Date) throws {
         report.totalSeconds = Date().timeIntervalSince(started)
+        guard writesReport else { return }
         let destination = manifest.outputDirectory.appendingPathComponent("report.json")
         let text = JSONWriter.write(report.json) + "\n"
         try AtomicFile.write(Data(text.utf8), to: destination)

@@ -17,11 +17,18 @@ public struct ExportStage: Stage {
         path = options.string("path") ?? ""
         format = options.string("format")
         try Self.checkRelative(path, options: options)
-        if format == nil {
-            let ext = (path as NSString).pathExtension.lowercased()
-            if !["onnx", "h5", "hdf5", "keras"].contains(ext) {
-                throw options.error("path", "cannot tell the format from '\(path)': use a .onnx, .h5 or .keras name, or set 'format'")
+    }
+
+    /// The writer for this export; the runner's preflight calls it so a bad extension fails before any work.
+    public func writer(formats: FormatRegistry, destination: URL) throws -> any ModelFormat {
+        if let format {
+            guard let named = formats.format(named: format) else {
+                throw NNPipeError(.unsupported, "format '\(format)' is not built into this nnpipe (available: \(formats.names.joined(separator: ", ")))")
             }
+            return named
+        }
+        do { return try formats.format(forOutput: destination) } catch let error as NNPipeError {
+            throw NNPipeError(.invalidManifest, "cannot tell the format from '\(path)': \(error.message); use a known extension or set 'format'")
         }
     }
 
@@ -49,15 +56,7 @@ public struct ExportStage: Stage {
 
     public func run(_ model: inout Model, context: StageContext) throws -> StageResult {
         let destination = context.outputDirectory.appendingPathComponent(path).standardizedFileURL
-        let writer: any ModelFormat
-        if let format {
-            guard let named = context.formats.format(named: format) else {
-                throw NNPipeError(.unsupported, "format '\(format)' is not built into this nnpipe", path: context.stagePath)
-            }
-            writer = named
-        } else {
-            writer = try context.formats.format(forOutput: destination)
-        }
+        let writer = try self.writer(formats: context.formats, destination: destination)
         context.progress.update("writing \(destination.lastPathComponent)")
         do {
             try writer.write(model, to: destination)

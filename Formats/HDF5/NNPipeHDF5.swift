@@ -1,1 +1,0 @@
-// NNPipeHDF5: see its issue.

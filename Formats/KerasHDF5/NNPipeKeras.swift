@@ -1,1 +1,0 @@
-// NNPipeKeras: see its issue.

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import NNPipeCore
+import NNPipeRuntime
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time a model on nnpipe's runtime with random inputs: median and p90 latency, throughput.")
+
+    @Argument(help: "The model (.onnx, .h5, .keras).")
+    var model: String
+
+    @Option(help: "Batch size (sets symbolic and unknown leading dimensions).")
+    var batch = 1
+
+    @Option(help: "Threads (default: NNPIPE_THREADS or the number of cores).")
+    var threads: Int?
+
+    @Option(help: "Untimed runs first.")
+    var warmup = 3
+
+    @Option(help: "Timed runs.")
+    var iterations = 20
+
+    @Flag(help: "Print the results as JSON.")
+    var json = false
+
+    func validate() throws {
+        guard batch >= 1, warmup >= 0, iterations >= 1 else {
+            throw ValidationError("--batch and --iterations must be at least 1, --warmup at least 0")
+        }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        let url = URL(fileURLWithPath: model).standardizedFileURL
+        let loaded = try Toolkit.current.formats.read(url)
+        try GraphCheck.validate(loaded, path: url.path)
+        let plan = try ExecutionPlan(model: loaded, threads: threads, batchSize: batch)
+        var generator = SplitMix(seed: 42)
+        var feeds: [String: RuntimeTensor] = [:]
+        for input in loaded.graph.runtimeInputs {
+            guard case .tensor(let elementType, let shape) = input.type else {
+                throw NNPipeError(.unsupported, "input '\(input.name)' is not a tensor", path: url.path)
+            }
+            let dimensions = try (shape ?? []).enumerated().map { index, dimension -> Int in
+                switch dimension {
+                case .fixed(let value): return value
+                case .symbolic, .unknown:
+                    if index == 0 { return batch }
+                    throw NNPipeError(.unsupported, "input '\(input.name)' has an unknown dimension \(index) (\(dimension)); only the first may be left to --batch", path: url.path)
+                }
+            }
+            let count = dimensions.reduce(1, *)
+            switch elementType {
+            case .float: feeds[input.name] = RuntimeTensor(shape: dimensions, floats: (0..<count).map { _ in generator.nextFloat() })
+            case .int64: feeds[input.name] = RuntimeTensor(shape: dimensions, values: (0..<count).map { _ in Int64(generator.next() % 10) })
+            case .int32: feeds[input.name] = RuntimeTensor(shape: dimensions, values: (0..<count).map { _ in Int32(generator.next() % 10) })
+            case .uint8: feeds[input.name] = RuntimeTensor(shape: dimensions, values: (0..<count).map { _ in UInt8(generator.next() % 256) })
+            default:
+                throw NNPipeError(.unsupported, "bench cannot make random \(elementType) data for input '\(input.name)'", path: url.path)
+            }
+        }
+        for _ in 0..<warmup { _ = try plan.run(inputs: feeds) }
+        var latencies: [Double] = []
+        for _ in 0..<iterations {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try plan.run(inputs: feeds)
+            latencies.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+        }
+        latencies.sort()
+        let median = latencies[latencies.count / 2]
+        let p90 = latencies[min(latencies.count - 1, Int((Double(latencies.count) * 0.9).rounded(.up)) - 1)]
+        let throughput = Double(batch) / (median / 1000)
+        if json {
+            Console.current.print(JSONWriter.write(.object([
+                ("model", .string(url.path)), ("batch", .number(Double(batch))), ("threads", .number(Double(plan.threads))),
+                ("iterations", .number(Double(iterations))), ("median_ms", .number((median * 1000).rounded() / 1000)),
+                ("p90_ms", .number((p90 * 1000).rounded() / 1000)), ("samples_per_second", .number(throughput.rounded())),
+            ])))
+        } else {
+            Console.current.print(String(format: "%@: batch %d, %d threads, %d runs: median %.3f ms, p90 %.3f ms, %.0f samples/s",
+                                         url.lastPathComponent, batch, plan.threads, iterations, median, p90, throughput))
+        }
+    }
+}
+
+/// A small seeded generator so bench inputs are the same every run.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
+}

@@ -1,1 +1,0 @@
-// NNPipeData: see its issue.

@@ -1,0 +1,233 @@
+import CBLAS
+import Foundation
+import NNPipeCore
+
+/// A model compiled for the CPU: every node has a kernel chosen and its attributes checked,
+/// constants are folded, and the schedule knows when each intermediate dies.
+///
+/// Make it once, then call `run` for every batch; `run` may be called from several threads.
+public final class ExecutionPlan: @unchecked Sendable {
+    /// The highest default-domain opset whose semantics the kernels follow.
+    public static let newestOpset = 27
+    public static let oldestOpset = 7
+
+    public let model: Model
+    public let threads: Int
+    /// The user-fed inputs with symbolic batch dimensions fixed to `batchSize` when given.
+    public let inputs: [ValueInfo]
+    public let outputNames: [String]
+
+    struct Step {
+        let node: Node
+        let kernel: any Kernel
+    }
+
+    private let steps: [Step]
+    private let constants: [String: RuntimeTensor]
+    /// Which step produces each value.
+    private let producer: [String: Int]
+    private let context: ExecutionContext
+    private let scheduleLock = NSLock()
+    /// Per-op timings printed to standard error after each run when `NNPIPE_PROFILE` is set.
+    private let profiler = ProcessInfo.processInfo.environment["NNPIPE_PROFILE"] != nil ? OperatorProfiler() : nil
+    private var schedules: [[String]: Schedule] = [:]
+
+    /// Plans `model`. Throws `.unsupported` naming the op, node and opset for anything outside
+    /// the operator set, and `.invalidModel` for a graph that does not hold together.
+    public init(model: Model, threads: Int? = nil, batchSize: Int? = nil) throws {
+        try GraphCheck.validate(model)
+        self.model = model
+        self.threads = max(1, threads ?? RuntimeThreads.fromEnvironment)
+        context = ExecutionContext(threads: self.threads)
+        openblas_set_num_threads(Int32(self.threads))
+
+        let graph = model.graph
+        var constants: [String: RuntimeTensor] = [:]
+        for initializer in graph.initializers {
+            do { constants[initializer.name] = try RuntimeTensor(initializer) } catch let error as NNPipeError {
+                // A tensor type the kernels cannot hold is fine until a kernel needs it.
+                if error.code != .unsupported { throw error }
+            }
+        }
+        guard graph.sparseInitializers.isEmpty else {
+            throw NNPipeError(.unsupported, "sparse initializers ('\(graph.sparseInitializers[0].name)') are not supported by the runtime")
+        }
+
+        var opsets: [String: Int] = [:]
+        for entry in model.opsetImports {
+            opsets[entry.domain == "ai.onnx" ? "" : entry.domain] = Int(entry.version)
+        }
+        var steps: [Step] = []
+        var producer: [String: Int] = [:]
+        for node in graph.nodes {
+            let domain = node.domain == "ai.onnx" ? "" : node.domain
+            guard let opset = opsets[domain] else {
+                throw NNPipeError(.invalidModel, "node '\(node.displayName)' uses domain '\(domain)', which the model does not import")
+            }
+            let kernel = try OperatorRegistry.kernel(for: node, domain: domain, opset: opset)
+            // Fold nodes whose inputs are all constants (Constant, shape arithmetic on weights).
+            let present = node.inputs.filter { !$0.isEmpty }
+            if present.allSatisfy({ constants[$0] != nil }), !OperatorRegistry.isNondeterministic(node.opType) {
+                let values = node.inputs.map { $0.isEmpty ? nil : constants[$0] }
+                let results = try ExecutionPlan.execute(kernel, node: node, inputs: values, context: context)
+                for (name, value) in zip(node.outputs, results) where !name.isEmpty {
+                    if let value { constants[name] = value }
+                }
+                continue
+            }
+            for output in node.outputs where !output.isEmpty { producer[output] = steps.count }
+            steps.append(Step(node: node, kernel: kernel))
+        }
+        self.steps = steps
+        self.constants = constants
+        self.producer = producer
+        self.outputNames = graph.outputs.map(\.name)
+        self.inputs = graph.runtimeInputs.map { input in
+            guard let batchSize, case .tensor(let type, let shape?) = input.type, let first = shape.first,
+                first.fixedValue == nil
+            else { return input }
+            var fixed = input
+            fixed.type = .tensor(elementType: type, shape: [.fixed(batchSize)] + shape.dropFirst())
+            return fixed
+        }
+    }
+
+    /// Runs the model on `inputs` (by graph input name).
+    /// - Parameters:
+    ///   - outputs: the values to return, graph outputs by default; any intermediate name works.
+    ///   - observe: called with every value as it is computed (graph inputs first), e.g. for calibration.
+    public func run(
+        inputs feeds: [String: RuntimeTensor], outputs wanted: [String]? = nil,
+        observe: ((String, RuntimeTensor) -> Void)? = nil
+    ) throws -> [String: RuntimeTensor] {
+        let wanted = wanted ?? outputNames
+        let schedule = try self.schedule(for: wanted)
+        var values: [String: RuntimeTensor] = [:]
+        for input in inputs {
+            guard let value = feeds[input.name] else {
+                if constants[input.name] != nil { continue }
+                throw NNPipeError(.invalidData, "missing input '\(input.name)'")
+            }
+            try check(value, against: input)
+            values[input.name] = value
+            observe?(input.name, value)
+        }
+        for name in feeds.keys where values[name] == nil && !inputs.contains(where: { $0.name == name }) {
+            if constants[name] == nil {
+                throw NNPipeError(.invalidData, "'\(name)' is not an input of the model (inputs: \(inputs.map(\.name).joined(separator: ", ")))")
+            }
+            values[name] = feeds[name]  // overriding an initializer that is also a graph input
+        }
+
+        for stepIndex in schedule.steps {
+            let step = steps[stepIndex]
+            let arguments = step.node.inputs.map { name -> RuntimeTensor? in
+                name.isEmpty ? nil : (values[name] ?? constants[name])
+            }
+            for (name, argument) in zip(step.node.inputs, arguments) where !name.isEmpty && argument == nil {
+                throw NNPipeError(.invalidData, "node '\(step.node.displayName)' needs '\(name)', which was not fed")
+            }
+            let started = profiler == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            let results = try ExecutionPlan.execute(step.kernel, node: step.node, inputs: arguments, context: context)
+            profiler?.record(step.node.opType, nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
+            for (name, result) in zip(step.node.outputs, results) where !name.isEmpty {
+                guard let result else { continue }
+                values[name] = result
+                observe?(name, result)
+            }
+            // Drop what no later step reads, so peak memory follows the live set.
+            for name in schedule.released[stepIndex] ?? [] { values[name] = nil }
+        }
+
+        profiler?.report()
+        var results: [String: RuntimeTensor] = [:]
+        for name in wanted {
+            guard let value = values[name] ?? constants[name] ?? feeds[name] else {
+                throw NNPipeError(.invalidModel, "output '\(name)' was not produced")
+            }
+            results[name] = value
+        }
+        return results
+    }
+
+    /// Runs with one float input and returns the first graph output's floats: the common case.
+    public func run(_ input: RuntimeTensor) throws -> RuntimeTensor {
+        guard let first = inputs.first, let output = outputNames.first else {
+            throw NNPipeError(.invalidModel, "the model has no inputs or no outputs")
+        }
+        return try run(inputs: [first.name: input], outputs: [output])[output]!
+    }
+
+    // MARK: Scheduling
+
+    struct Schedule {
+        /// Step indices to run, in order.
+        let steps: [Int]
+        /// Values to release after each step (their last reader).
+        let released: [Int: [String]]
+    }
+
+    private func schedule(for wanted: [String]) throws -> Schedule {
+        scheduleLock.lock()
+        defer { scheduleLock.unlock() }
+        if let cached = schedules[wanted] { return cached }
+        var needed = Set<Int>()
+        var pending: [String] = wanted
+        let inputNames = Set(inputs.map(\.name))
+        while let name = pending.popLast() {
+            guard let index = producer[name] else {
+                if constants[name] == nil && !inputNames.contains(name) {
+                    throw NNPipeError(.invalidData, "'\(name)' is not a value of the model")
+                }
+                continue
+            }
+            if needed.insert(index).inserted { pending += steps[index].node.inputs.filter { !$0.isEmpty } }
+        }
+        let order = needed.sorted()
+        var lastUse: [String: Int] = [:]
+        for index in order {
+            for name in steps[index].node.inputs where !name.isEmpty { lastUse[name] = index }
+            // An output nobody reads dies right after its producer.
+            for name in steps[index].node.outputs where !name.isEmpty && lastUse[name] == nil { lastUse[name] = index }
+        }
+        let kept = Set(wanted)
+        var released: [Int: [String]] = [:]
+        for (name, index) in lastUse where !kept.contains(name) && constants[name] == nil {
+            released[index, default: []].append(name)
+        }
+        let schedule = Schedule(steps: order, released: released)
+        schedules[wanted] = schedule
+        return schedule
+    }
+
+    private func check(_ value: RuntimeTensor, against input: ValueInfo) throws {
+        guard case .tensor(let type, let shape) = input.type else { return }
+        if type != value.dataType {
+            throw NNPipeError(.invalidData, "input '\(input.name)' expects \(type), got \(value.dataType)")
+        }
+        guard let shape else { return }
+        let matches = shape.count == value.shape.count
+            && zip(shape, value.shape).allSatisfy { dimension, size in dimension.fixedValue.map { $0 == size } ?? true }
+        if !matches {
+            let expected = "[" + shape.map(\.description).joined(separator: ", ") + "]"
+            throw NNPipeError(.invalidData, "input '\(input.name)' expects shape \(expected), got \(value.shape)")
+        }
+    }
+
+    static func execute(_ kernel: any Kernel, node: Node, inputs: [RuntimeTensor?], context: ExecutionContext) throws
+        -> [RuntimeTensor?]
+    {
+        do {
+            let results = try kernel.run(inputs, context)
+            return results
+        } catch let error as KernelError {
+            let shapes = inputs.map { $0.map(\.description) ?? "-" }.joined(separator: ", ")
+            throw NNPipeError(error.code, "op '\(node.opType)' (node '\(node.displayName)') with inputs (\(shapes)): \(error.message)")
+        }
+    }
+}
+
+extension ExecutionPlan {
+    /// Every op the runtime runs: default-domain names, then `ai.onnx.ml.<name>`.
+    public static var supportedOperators: [String] { OperatorRegistry.supportedOperators }
+}

@@ -1,0 +1,188 @@
+import NNPipeCore
+
+/// Memory behind a `RuntimeTensor`. Written once by the kernel that makes it, then only read,
+/// so several tensors (a Reshape's input and output) can share one storage safely.
+public final class RuntimeStorage: @unchecked Sendable {
+    public let bytes: UnsafeMutableRawBufferPointer
+
+    /// Allocates `byteCount` bytes, zeroed when `zeroed` (col2im and scatter kernels add into them).
+    public init(byteCount: Int, zeroed: Bool = false) {
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        if zeroed { memory.initializeMemory(as: UInt8.self, repeating: 0) }
+        bytes = UnsafeMutableRawBufferPointer(rebasing: memory[0..<byteCount])
+    }
+
+    deinit { bytes.baseAddress?.deallocate() }
+}
+
+/// A dense tensor the runtime computes with: an element type, a shape and row-major storage.
+public struct RuntimeTensor: @unchecked Sendable, CustomStringConvertible {
+    public let dataType: DataType
+    public let shape: [Int]
+    public let storage: RuntimeStorage
+
+    /// A tensor of `shape` whose storage the caller fills before anyone reads it.
+    public init(dataType: DataType, shape: [Int], zeroed: Bool = false) {
+        self.dataType = dataType
+        self.shape = shape
+        storage = RuntimeStorage(
+            byteCount: shape.reduce(1, *) * RuntimeTensor.elementSize(of: dataType), zeroed: zeroed)
+    }
+
+    /// A tensor sharing `storage` (no copy); the byte count must fit.
+    public init(dataType: DataType, shape: [Int], storage: RuntimeStorage) {
+        precondition(
+            storage.bytes.count >= shape.reduce(1, *) * RuntimeTensor.elementSize(of: dataType),
+            "storage too small for shape \(shape)")
+        self.dataType = dataType
+        self.shape = shape
+        self.storage = storage
+    }
+
+    public init<Scalar: TensorScalar>(shape: [Int], values: [Scalar]) {
+        precondition(values.count == shape.reduce(1, *), "element count \(values.count) does not match shape \(shape)")
+        self.init(dataType: Scalar.dataType, shape: shape)
+        values.withUnsafeBytes { source in
+            if source.count > 0 { storage.bytes.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: source.count) }
+        }
+    }
+
+    public init(shape: [Int], floats: [Float]) {
+        self.init(shape: shape, values: floats)
+    }
+
+    /// Copies an IR tensor (initializer, Constant value, user data) into runtime storage.
+    public init(_ tensor: Tensor) throws {
+        guard RuntimeTensor.isSupported(tensor.dataType), let buffer = tensor.buffer else {
+            throw NNPipeError(.unsupported, "tensor '\(tensor.name)' has element type \(tensor.dataType), which the runtime does not compute with")
+        }
+        if tensor.dataType == .int4 || tensor.dataType == .uint4 {
+            self.init(unpacking: buffer, of: tensor)
+            return
+        }
+        let expected = tensor.elementCount * RuntimeTensor.elementSize(of: tensor.dataType)
+        guard buffer.count == expected else {
+            throw NNPipeError(.invalidModel, "tensor '\(tensor.name)' holds \(buffer.count) bytes, its shape \(tensor.shape) of \(tensor.dataType) needs \(expected)")
+        }
+        self.init(dataType: tensor.dataType, shape: tensor.shape)
+        if expected > 0 { storage.bytes.baseAddress!.copyMemory(from: buffer.bytes.baseAddress!, byteCount: expected) }
+    }
+
+    /// 4-bit tensors are held one element per byte (int4 sign-extended) so kernels index them like int8.
+    private init(unpacking buffer: TensorBuffer, of tensor: Tensor) {
+        self.init(dataType: tensor.dataType, shape: tensor.shape)
+        let count = tensor.elementCount
+        let signed = tensor.dataType == .int4
+        let bytes = storage.bytes
+        for index in 0..<count where index / 2 < buffer.count {
+            let byte = buffer.bytes[index / 2]
+            let nibble = index % 2 == 0 ? byte & 0x0F : byte >> 4
+            bytes[index] = signed && nibble >= 8 ? nibble | 0xF0 : nibble
+        }
+    }
+
+    /// The IR tensor with a copy of these bytes, e.g. to store a computed value as an initializer.
+    public func tensor(named name: String) -> Tensor {
+        if dataType == .int4 || dataType == .uint4 {
+            let count = elementCount
+            let packed = TensorBuffer(byteCount: (count + 1) / 2) { destination in
+                for index in 0..<count {
+                    let nibble = storage.bytes[index] & 0x0F
+                    destination[index / 2] |= index % 2 == 0 ? nibble : nibble << 4
+                }
+            }
+            return Tensor(name: name, dataType: dataType, shape: shape, storage: .bytes(packed))
+        }
+        let buffer = TensorBuffer(copying: UnsafeRawBufferPointer(start: storage.bytes.baseAddress, count: byteCount))
+        return Tensor(name: name, dataType: dataType, shape: shape, storage: .bytes(buffer))
+    }
+
+    public var elementCount: Int { shape.reduce(1, *) }
+    public var rank: Int { shape.count }
+    public var byteCount: Int { elementCount * RuntimeTensor.elementSize(of: dataType) }
+
+    /// Copies the elements out; nil when the element type is not exactly `Scalar`.
+    public func values<Scalar: TensorScalar>(as type: Scalar.Type = Scalar.self) -> [Scalar]? {
+        guard dataType == Scalar.dataType else { return nil }
+        return withUnsafeBuffer(of: Scalar.self) { Array($0) }
+    }
+
+    /// Elements converted to Float from any numeric element type.
+    public var floats: [Float] {
+        switch dataType {
+        case .float: return values(as: Float.self)!
+        case .double: return values(as: Double.self)!.map { Float($0) }
+        case .float16: return values(as: UInt16.self, reinterpreting: true).map(HalfPrecision.float(fromBits:))
+        default: return integers.map { Float($0) }
+        }
+    }
+
+    /// Elements widened to Int64 (shape arguments, axes, indices); floats are truncated.
+    public var integers: [Int64] {
+        switch dataType {
+        case .int64: return values(as: Int64.self)!
+        case .int32: return values(as: Int32.self)!.map(Int64.init)
+        case .int16: return values(as: Int16.self)!.map(Int64.init)
+        case .int8: return values(as: Int8.self)!.map(Int64.init)
+        case .uint8: return values(as: UInt8.self)!.map(Int64.init)
+        case .int4: return values(as: Int8.self, reinterpreting: true).map(Int64.init)
+        case .uint4: return values(as: UInt8.self, reinterpreting: true).map(Int64.init)
+        case .uint16: return values(as: UInt16.self)!.map(Int64.init)
+        case .uint32: return values(as: UInt32.self)!.map(Int64.init)
+        case .uint64: return values(as: UInt64.self)!.map { Int64(truncatingIfNeeded: $0) }
+        case .bool: return values(as: Bool.self)!.map { $0 ? 1 : 0 }
+        case .float: return values(as: Float.self)!.map { Int64($0) }
+        case .double: return values(as: Double.self)!.map { Int64($0) }
+        default: return []
+        }
+    }
+
+    private func values<Scalar>(as type: Scalar.Type, reinterpreting: Bool) -> [Scalar] {
+        UnsafeRawBufferPointer(storage.bytes).withMemoryRebound(to: Scalar.self) { Array($0.prefix(elementCount)) }
+    }
+
+    /// Reads the elements as `Scalar`; the element size must match.
+    @inlinable
+    public func withUnsafeBuffer<Scalar, Result>(of type: Scalar.Type, _ body: (UnsafeBufferPointer<Scalar>) throws -> Result) rethrows -> Result {
+        precondition(MemoryLayout<Scalar>.stride == RuntimeTensor.elementSize(of: dataType), "element size mismatch for \(dataType)")
+        let start = UnsafeRawPointer(storage.bytes.baseAddress!).assumingMemoryBound(to: Scalar.self)
+        return try body(UnsafeBufferPointer(start: start, count: elementCount))
+    }
+
+    /// Writes the elements of a tensor this kernel just made (never one it was given).
+    @inlinable
+    public func withUnsafeMutableBuffer<Scalar, Result>(of type: Scalar.Type, _ body: (UnsafeMutableBufferPointer<Scalar>) throws -> Result) rethrows -> Result {
+        precondition(MemoryLayout<Scalar>.stride == RuntimeTensor.elementSize(of: dataType), "element size mismatch for \(dataType)")
+        let start = storage.bytes.baseAddress!.assumingMemoryBound(to: Scalar.self)
+        return try body(UnsafeMutableBufferPointer(start: start, count: elementCount))
+    }
+
+    /// The same elements under another shape (no copy).
+    public func reshaped(_ newShape: [Int]) -> RuntimeTensor {
+        RuntimeTensor(dataType: dataType, shape: newShape, storage: storage)
+    }
+
+    /// The first element as Double (scalar arguments such as Clip bounds or a zero point).
+    public var scalarValue: Double {
+        switch dataType {
+        case .float: return Double(withUnsafeBuffer(of: Float.self) { $0[0] })
+        case .double: return withUnsafeBuffer(of: Double.self) { $0[0] }
+        case .float16: return Double(HalfPrecision.float(fromBits: withUnsafeBuffer(of: UInt16.self) { $0[0] }))
+        case .uint64: return Double(withUnsafeBuffer(of: UInt64.self) { $0[0] })
+        default: return Double(integers[0])
+        }
+    }
+
+    public var description: String { "\(dataType)\(shape)" }
+
+    /// Element types the kernels compute with (sub-byte, float8 and string types are not among them).
+    public static func isSupported(_ type: DataType) -> Bool {
+        switch type {
+        case .float, .double, .float16, .int8, .uint8, .int16, .uint16, .int32, .uint32, .int64, .uint64, .bool, .int4, .uint4: true
+        default: false
+        }
+    }
+
+    @inlinable
+    public static func elementSize(of type: DataType) -> Int { max(type.bitWidth / 8, 1) }
+}

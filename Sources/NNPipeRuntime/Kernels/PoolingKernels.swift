@@ -1,0 +1,152 @@
+import NNPipeCore
+
+/// MaxPool (with Indices), AveragePool, GlobalAveragePool, GlobalMaxPool.
+enum PoolingKernels {
+    static func pool(maximum: Bool) -> OperatorRegistry.Factory {
+        { spec in
+            let ceilMode = spec.int("ceil_mode", 0) == 1
+            let attributes = try SpatialGeometry.Attributes(&spec, ceilMode: ceilMode)
+            guard attributes.kernelShape != nil else { throw spec.invalid("kernel_shape is required") }
+            let includePad = spec.int("count_include_pad", 0) == 1
+            let columnMajor = spec.int("storage_order", 0) == 1
+            let wantsIndices = spec.hasOutput(1)
+            return ClosureKernel { inputs, context in
+                let original = try inputs.required(0)
+                let integral = original.dataType == .uint8 || original.dataType == .int8
+                guard original.dataType == .float || (maximum && integral) else { throw unsupportedType(original.dataType) }
+                let input = integral ? RuntimeTensor(shape: original.shape, floats: original.floats) : original
+                guard input.rank >= 3 else { throw KernelError("pooling needs N, C and spatial axes") }
+                let geometry = try SpatialGeometry(inputShape: Array(input.shape[2...]), kernelShape: attributes.kernelShape!, attributes: attributes)
+                let planes = input.shape[0] * input.shape[1]
+                let shape = Array(input.shape[..<2]) + geometry.outputSpatialShape
+                let result = RuntimeTensor(dataType: .float, shape: shape)
+                let indices = wantsIndices ? RuntimeTensor(dataType: .int64, shape: shape) : nil
+                let windows = (0..<3).map { axis in
+                    AxisWindows(input: geometry.input[axis], output: geometry.output[axis], kernel: geometry.kernel[axis],
+                                stride: geometry.strides[axis], dilation: geometry.dilations[axis],
+                                padBegin: geometry.padBegin[axis], padEnd: geometry.padEnd[axis])
+                }
+                input.withUnsafeBuffer(of: Float.self) { source in
+                    result.withUnsafeMutableBuffer(of: Float.self) { output in
+                        let indexPointer = indices?.storage.bytes.baseAddress?.assumingMemoryBound(to: Int64.self)
+                        parallelChunks(planes, threads: planes * geometry.outputSize >= parallelElementThreshold / 4 ? context.threads : 1) { range in
+                            for plane in range {
+                                poolPlane(source.baseAddress! + plane * geometry.inputSize, output.baseAddress! + plane * geometry.outputSize,
+                                          indexPointer.map { $0 + plane * geometry.outputSize }, planeOffset: plane * geometry.inputSize,
+                                          windows: windows, geometry: geometry, maximum: maximum, includePad: includePad, columnMajor: columnMajor)
+                            }
+                        }
+                    }
+                }
+                let converted = integral ? try makeTensor(original.dataType, shape: shape, doubles: result.floats.map(Double.init)) : result
+                return [converted, indices]
+            }
+        }
+    }
+
+    /// Per axis and output index: the kernel taps that land inside the input (a contiguous range,
+    /// since positions grow with the tap) and how many land inside input plus explicit pads.
+    struct AxisWindows {
+        var first: [Int] = []
+        var last: [Int] = []
+        var paddedCount: [Int] = []
+        var start: [Int] = []
+
+        init(input: Int, output: Int, kernel: Int, stride: Int, dilation: Int, padBegin: Int, padEnd: Int) {
+            for index in 0..<output {
+                let origin = index * stride - padBegin
+                var low = kernel, high = 0, padded = 0
+                for tap in 0..<kernel {
+                    let position = origin + tap * dilation
+                    if position >= 0 && position < input {
+                        low = min(low, tap)
+                        high = max(high, tap + 1)
+                    }
+                    if position >= -padBegin && position < input + padEnd { padded += 1 }
+                }
+                first.append(low < high ? low : 0)
+                last.append(low < high ? high : 0)
+                paddedCount.append(padded)
+                start.append(origin)
+            }
+        }
+    }
+
+    static func poolPlane(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ indices: UnsafeMutablePointer<Int64>?,
+                          planeOffset: Int, windows: [AxisWindows], geometry g: SpatialGeometry, maximum: Bool, includePad: Bool,
+                          columnMajor: Bool) {
+        let depthWindows = windows[0], heightWindows = windows[1], widthWindows = windows[2]
+        let inputHeight = g.input[1], inputWidth = g.input[2], inputDepth = g.input[0]
+        let dilationD = g.dilations[0], dilationH = g.dilations[1], dilationW = g.dilations[2]
+        let outputD = g.output[0], outputH = g.output[1], outputW = g.output[2]
+        var position = 0
+        for od in 0..<outputD {
+            let dStart = depthWindows.start[od], dFirst = depthWindows.first[od], dLast = depthWindows.last[od]
+            for oh in 0..<outputH {
+                let hStart = heightWindows.start[oh], hFirst = heightWindows.first[oh], hLast = heightWindows.last[oh]
+                for ow in 0..<outputW {
+                    let wStart = widthWindows.start[ow], wFirst = widthWindows.first[ow], wLast = widthWindows.last[ow]
+                    if maximum {
+                        var best = -Float.infinity
+                        var bestIndex = -1
+                        for kd in dFirst..<dLast {
+                            let id = dStart + kd * dilationD
+                            for kh in hFirst..<hLast {
+                                let ih = hStart + kh * dilationH
+                                let row = (id * inputHeight + ih) * inputWidth
+                                for kw in wFirst..<wLast {
+                                    let iw = wStart + kw * dilationW
+                                    let value = input[row + iw]
+                                    if value > best || bestIndex < 0 {
+                                        best = value
+                                        bestIndex = columnMajor ? (iw * inputHeight + ih) * inputDepth + id : row + iw
+                                    }
+                                }
+                            }
+                        }
+                        output[position] = best
+                        indices?[position] = Int64(planeOffset + max(bestIndex, 0))
+                    } else {
+                        var total: Float = 0
+                        for kd in dFirst..<dLast {
+                            let id = dStart + kd * dilationD
+                            for kh in hFirst..<hLast {
+                                let row = (id * inputHeight + hStart + kh * dilationH) * inputWidth + wStart
+                                for kw in wFirst..<wLast { total += input[row + kw * dilationW] }
+                            }
+                        }
+                        let count = includePad
+                            ? depthWindows.paddedCount[od] * heightWindows.paddedCount[oh] * widthWindows.paddedCount[ow]
+                            : (dLast - dFirst) * (hLast - hFirst) * (wLast - wFirst)
+                        output[position] = count > 0 ? total / Float(count) : 0
+                    }
+                    position += 1
+                }
+            }
+        }
+    }
+
+    static func global(maximum: Bool) -> OperatorRegistry.Factory {
+        { _ in
+            ClosureKernel { inputs, _ in
+                let input = try inputs.required(0)
+                guard input.dataType == .float, input.rank >= 3 else { throw unsupportedType(input.dataType) }
+                let planes = input.shape[0] * input.shape[1]
+                let size = input.shape[2...].reduce(1, *)
+                let result = RuntimeTensor(dataType: .float, shape: Array(input.shape[..<2]) + [Int](repeating: 1, count: input.rank - 2))
+                input.withUnsafeBuffer(of: Float.self) { source in
+                    result.withUnsafeMutableBuffer(of: Float.self) { output in
+                        for plane in 0..<planes {
+                            var accumulator: Float = maximum ? -.infinity : 0
+                            for index in (plane * size)..<((plane + 1) * size) {
+                                accumulator = maximum ? max(accumulator, source[index]) : accumulator + source[index]
+                            }
+                            output[plane] = maximum ? accumulator : accumulator / Float(size)
+                        }
+                    }
+                }
+                return [result]
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// NNPipeRuntime: see its issue.

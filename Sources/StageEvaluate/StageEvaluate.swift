@@ -1,1 +1,0 @@
-// StageEvaluate: see its issue.

@@ -1,0 +1,1 @@
+// StageFineTune: see issue 8.

@@ -1,0 +1,207 @@
+import Foundation
+import NNPipeCommands
+import NNPipeCore
+import NNPipeTestKit
+import Testing
+
+/// Runs `nnpipe` in-process and captures what it prints.
+struct CapturedRun {
+    var status: Int32
+    var output: String
+    var error: String
+
+    init(_ arguments: [String], toolkit: Toolkit = .standard) {
+        let outputBuffer = TextBuffer()
+        let errorBuffer = TextBuffer()
+        let console = Console(writeOutput: outputBuffer.append, writeError: errorBuffer.append, errorIsTerminal: false)
+        status = NNPipeCommand.execute(arguments, toolkit: toolkit, console: console)
+        output = outputBuffer.text
+        error = errorBuffer.text
+    }
+}
+
+final class TextBuffer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage = ""
+    var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage
+    }
+    @Sendable func append(_ text: String) {
+        lock.lock()
+        storage += text
+        lock.unlock()
+    }
+}
+
+enum Example {
+    static let folder = TestEnvironment.repositoryRoot.appendingPathComponent("Examples/digits")
+    static let model = folder.appendingPathComponent("mlp.onnx")
+    static let data = folder.appendingPathComponent("digits.h5")
+
+    /// A scratch folder with a manifest pointing at the bundled example model and data.
+    static func manifest(_ body: String) throws -> (folder: URL, file: URL) {
+        let scratch = try TestEnvironment.temporaryFolder("nnpipe-cli")
+        let file = scratch.appendingPathComponent("pipeline.json")
+        let text = body
+            .replacingOccurrences(of: "$MODEL", with: model.path)
+            .replacingOccurrences(of: "$DATA", with: data.path)
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        return (scratch, file)
+    }
+}
+
+@Suite("Command line")
+struct CommandTests {
+    @Test func helpAndVersionExitZero() {
+        let help = CapturedRun(["--help"])
+        #expect(help.status == 0)
+        #expect(help.output.contains("SUBCOMMANDS"))
+        let version = CapturedRun(["--version"])
+        #expect(version.status == 0)
+        #expect(version.output.contains(NNPipeVersion.current))
+    }
+
+    @Test(arguments: [["frobnicate"], ["run"], ["inspect"], ["convert", "only-one"], ["run", "--bogus", "x.json"]])
+    func badUsageExitsTwoWithOneLine(arguments: [String]) {
+        let run = CapturedRun(arguments)
+        #expect(run.status == 2)
+        #expect(run.error.hasPrefix("error: "))
+        #expect(!run.error.contains("Fatal error"))
+    }
+
+    @Test func stagesListsBuiltInsAsTableAndJSON() throws {
+        let table = CapturedRun(["stages"])
+        #expect(table.status == 0)
+        #expect(table.output.contains("export"))
+        let json = CapturedRun(["stages", "--json"])
+        #expect(json.status == 0)
+        let parsed = try JSONParser.parse(json.output)
+        let kinds = try #require(parsed.arrayValue).compactMap { $0["kind"]?.stringValue }
+        #expect(kinds.contains("export"))
+        let export = try #require(parsed.arrayValue?.first { $0["kind"]?.stringValue == "export" })
+        #expect(export["options"]?.arrayValue?.first?["name"]?.stringValue == "path")
+    }
+
+    @Test func schemaIsJSONSchemaWithEveryStage() throws {
+        let run = CapturedRun(["schema"])
+        #expect(run.status == 0)
+        let schema = try JSONParser.parse(run.output)
+        #expect(schema["$schema"]?.stringValue?.contains("json-schema.org") == true)
+        let stages = try #require(schema["properties"]?["stages"]?["items"]?["oneOf"]?.arrayValue)
+        #expect(stages.count == Toolkit.standard.stages.descriptors.count)
+    }
+
+    @Test func validateAcceptsTheBundledExample() {
+        let run = CapturedRun(["validate", Example.folder.appendingPathComponent("pipeline.json").path])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.output.contains("valid"))
+    }
+
+    @Test func validateRejectsABadManifestWithItsPath() throws {
+        let (folder, file) = try Example.manifest("""
+            {"version": 1, "model": "$MODEL", "stages": [{"stage": "export", "pth": "x.onnx"}]}
+            """)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = CapturedRun(["validate", file.path])
+        #expect(run.status == 2)
+        #expect(run.error.contains("stages[0].pth: unknown option 'pth'"))
+    }
+
+    @Test func validateReportsAMissingModelAtItsPath() throws {
+        let (folder, file) = try Example.manifest("""
+            {"version": 1, "model": "nowhere.onnx", "stages": []}
+            """)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = CapturedRun(["validate", file.path])
+        #expect(run.status == 2)
+        #expect(run.error.contains("model: file not found"))
+    }
+
+    @Test func missingManifestIsAUsageError() {
+        let run = CapturedRun(["run", "/nonexistent/pipeline.json"])
+        #expect(run.status == 2)
+        #expect(run.error.contains("/nonexistent/pipeline.json: manifest not found"))
+    }
+
+    @Test func dryRunPrintsThePlanAndWritesNothing() throws {
+        let (folder, file) = try Example.manifest("""
+            {"version": 1, "model": "$MODEL", "output_dir": "out", "stages": [{"stage": "export", "path": "copy.onnx"}]}
+            """)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = CapturedRun(["run", "--dry-run", file.path])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.output.contains("stages[0] export"))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("out").path))
+    }
+
+    @Test func runWritesTheExportAndTheReport() throws {
+        let (folder, file) = try Example.manifest("""
+            {"version": 1, "model": "$MODEL", "output_dir": "out", "stages": [{"stage": "export", "path": "copy.onnx"}]}
+            """)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = CapturedRun(["run", "--quiet", file.path])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.output.contains("export"))
+        let report = try JSONParser.parse(String(contentsOf: folder.appendingPathComponent("out/report.json"), encoding: .utf8))
+        #expect(report["status"]?.stringValue == "ok")
+        #expect(report["stages"]?.arrayValue?.first?["seconds"]?.numberValue != nil)
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("out/copy.onnx").path))
+    }
+
+    @Test func inspectShowsTheModel() throws {
+        let run = CapturedRun(["inspect", Example.model.path])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(run.output.contains("format:      onnx"))
+        #expect(run.output.contains("MatMul"))
+        let json = CapturedRun(["inspect", "--json", Example.model.path])
+        let facts = try JSONParser.parse(json.output)
+        #expect(facts["inputs"]?.arrayValue?.first?["name"]?.stringValue == "X")
+        #expect((facts["statistics"]?["parameters"]?.integerValue ?? 0) > 4000)
+    }
+
+    @Test func inspectOfGarbageExitsOneWithOneLine() throws {
+        let folder = try TestEnvironment.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let garbage = folder.appendingPathComponent("garbage.onnx")
+        try Data((0..<2000).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: garbage)
+        let run = CapturedRun(["inspect", garbage.path])
+        #expect(run.status == 1 || run.status == 2)
+        #expect(run.error.hasPrefix("error: \(garbage.path)"))
+        #expect(run.error.split(separator: "\n").count == 1)
+    }
+
+    @Test func convertRoundTripsAnONNXModel() throws {
+        let folder = try TestEnvironment.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let output = folder.appendingPathComponent("copy.onnx")
+        let run = CapturedRun(["convert", "--quiet", Example.model.path, output.path])
+        #expect(run.status == 0, "\(run.error)")
+        #expect(FileManager.default.fileExists(atPath: output.path))
+        #expect(!FileManager.default.fileExists(atPath: folder.appendingPathComponent("report.json").path))
+        let again = CapturedRun(["inspect", "--json", output.path])
+        #expect(again.status == 0)
+    }
+
+    @Test func convertToAnUnknownExtensionFailsBeforeWriting() throws {
+        let folder = try TestEnvironment.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = CapturedRun(["convert", Example.model.path, folder.appendingPathComponent("model.xyz").path])
+        #expect(run.status == 2)
+        #expect(run.error.contains("cannot tell the format"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
+    }
+}
+
+@Suite("README")
+struct ReadmeTests {
+    @Test func stageReferenceMatchesTheDeclarations() throws {
+        let readme = try String(contentsOf: TestEnvironment.repositoryRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let run = CapturedRun(["stages", "--markdown"])
+        let start = try #require(readme.range(of: "<!-- stages:begin -->\n"))
+        let end = try #require(readme.range(of: "\n<!-- stages:end -->"))
+        let section = String(readme[start.upperBound..<end.lowerBound])
+        #expect(section == run.output.trimmingCharacters(in: .newlines), "README is stale: run scripts/update-readme.sh")
+    }
+}
