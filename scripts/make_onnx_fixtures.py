@@ -224,7 +224,23 @@ def make_structures() -> None:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], [weight])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 7)], ir_version=3)
     onnx.save(model, target / "ir3_initializer_inputs.onnx")
-    print("structures: 3 models")
+
+    # training_info and configuration, which nnpipe carries through as opaque bytes.
+    weight = numpy_helper.from_array(np.ones((2, 2), dtype=np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "trainable",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    algorithm = helper.make_graph(
+        [helper.make_node("Mul", ["w", "w"], ["w_new"])], "update", [],
+        [helper.make_tensor_value_info("w_new", TensorProto.FLOAT, [2, 2])])
+    info = model.training_info.add()
+    info.algorithm.CopyFrom(algorithm)
+    binding = info.update_binding.add()
+    binding.key, binding.value = "w", "w_new"
+    onnx.save(model, target / "training_info.onnx")
+    print("structures: 4 models")
 
 
 def make_external() -> None:

@@ -98,8 +98,17 @@ enum TensorBytes {
         if Int(bitPattern: slice.baseAddress) % max(alignment, 1) == 0 {
             return TensorBuffer(viewing: slice, owner: file)
         }
-        let copy = TensorBuffer(copying: slice)
-        file.release(range)
-        return copy
+        // Copy in slices and drop each copied slice of the mapping at once, so a 400 MB tensor
+        // never sits in memory twice (peak RSS stays near the file size).
+        let chunk = 8 << 20
+        return TensorBuffer(byteCount: range.count) { destination in
+            var done = 0
+            while done < range.count {
+                let length = min(chunk, range.count - done)
+                destination.baseAddress!.advanced(by: done).copyMemory(from: slice.baseAddress!.advanced(by: done), byteCount: length)
+                file.release((range.lowerBound + done)..<(range.lowerBound + done + length))
+                done += length
+            }
+        }
     }
 }

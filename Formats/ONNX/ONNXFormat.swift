@@ -51,6 +51,12 @@ public struct ONNXFormat: ModelFormat {
     }
 
     private func located<Result>(_ path: String, _ body: () throws -> Result) throws -> Result {
-        do { return try body() } catch let error as NNPipeError { throw error.located(at: path) }
+        do { return try body() } catch let error as NNPipeError {
+            // Names inside a hostile file may hold line breaks; the error must stay one line.
+            var oneLine = error.located(at: path)
+            oneLine.message = oneLine.message.replacingOccurrences(of: "\n", with: "\\n")
+                .replacingOccurrences(of: "\r", with: "\\r")
+            throw oneLine
+        }
     }
 }

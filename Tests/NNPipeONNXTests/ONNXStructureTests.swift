@@ -59,3 +59,18 @@ import Testing
         }
     }
 }
+
+/// training_info is carried through as the exact bytes that were read.
+@Suite struct ONNXOpaquePartsTests {
+    @Test func trainingInfoIsKeptByteForByte() throws {
+        let url = ONNXFixtures.url("structures/training_info.onnx")
+        let model = try ONNXFormat().read(from: url)
+        try #require(model.opaqueTrainingInfo.count == 1)
+        try withTemporaryFolder { folder in
+            let output = folder.appendingPathComponent("copy.onnx")
+            try ONNXFormat().write(model, to: output)
+            let copy = try ONNXFormat().read(from: output)
+            #expect(copy.opaqueTrainingInfo == model.opaqueTrainingInfo)
+        }
+    }
+}

@@ -45,9 +45,11 @@ public enum GraphCheck {
                     report("node \(node.displayName) uses '\(input)', which nothing produces")
                 }
             }
-            let visible = outerScope.union(defined)
-            for attribute in node.attributes {
-                for subgraph in attribute.subgraphs {
+            // Built only for nodes with bodies: doing it for every node made the check quadratic.
+            let subgraphs = node.attributes.flatMap(\.subgraphs)
+            if !subgraphs.isEmpty {
+                let visible = outerScope.union(defined)
+                for subgraph in subgraphs {
                     problems += Self.problems(in: subgraph, outerScope: visible)
                 }
             }
