@@ -28,7 +28,7 @@ extension DatasetArray {
         elementType.byteCount(elements: shape.isEmpty ? 1 : sampleShape.reduce(1, *))
     }
     /// `'train/x' in data.h5` style name for messages.
-    var displayName: String { key.map { "array '\($0)'" } ?? "array" }
+    var displayName: String { key.map { "array '\($0.printable())'" } ?? "array" }
 
     /// Reads rows `indices` (any order, repeats allowed) into `destination`, row `i` at `i * rowByteCount`.
     ///
