@@ -15,6 +15,12 @@ protocol DatasetArray: AnyObject {
     func readContiguousRows(start: Int, count: Int, into destination: UnsafeMutableRawBufferPointer) throws
 }
 
+/// Run merging limits for `readRows`: gaps up to 64 KiB are read through, runs stop at 8 MiB.
+enum RowRuns {
+    static let mergeGapBytes = 64 << 10
+    static let maximumRunBytes = 8 << 20
+}
+
 extension DatasetArray {
     var sampleCount: Int { shape.first ?? 1 }
     var sampleShape: [Int] { Array(shape.dropFirst()) }
@@ -22,12 +28,13 @@ extension DatasetArray {
         elementType.byteCount(elements: shape.isEmpty ? 1 : sampleShape.reduce(1, *))
     }
     /// `'train/x' in data.h5` style name for messages.
-    var displayName: String { key.map { "array '\($0)'" } ?? "array" }
+    var displayName: String { key.map { "array '\($0.printable())'" } ?? "array" }
 
     /// Reads rows `indices` (any order, repeats allowed) into `destination`, row `i` at `i * rowByteCount`.
     ///
-    /// Rows are read in ascending runs of consecutive indices, so a shuffled batch costs one read per
-    /// run rather than one per row, and sequential batches are a single read.
+    /// Rows are read in ascending runs, so sequential batches are a single read and a shuffled
+    /// batch costs one read per run. Rows a short gap apart share a run (the gap is read and
+    /// dropped): one larger read beats many small ones on disk and in HDF5's chunk decompression.
     func readRows(_ indices: [Int], into destination: UnsafeMutableRawBufferPointer) throws {
         let rowBytes = rowByteCount
         precondition(destination.count >= indices.count * rowBytes)
@@ -39,11 +46,17 @@ extension DatasetArray {
             return
         }
         let order = indices.indices.sorted { indices[$0] < indices[$1] }
+        let gapRows = RowRuns.mergeGapBytes / max(1, rowBytes)
+        let spanRows = max(1, RowRuns.maximumRunBytes / max(1, rowBytes))
         var runStart = 0
         while runStart < order.count {
             var runEnd = runStart + 1
-            while runEnd < order.count, indices[order[runEnd]] <= indices[order[runEnd - 1]] + 1 { runEnd += 1 }
             let first = indices[order[runStart]]
+            while runEnd < order.count, indices[order[runEnd]] <= indices[order[runEnd - 1]] + 1 + gapRows,
+                indices[order[runEnd]] - first < spanRows
+            {
+                runEnd += 1
+            }
             let rowCount = indices[order[runEnd - 1]] - first + 1
             let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: rowCount * rowBytes, alignment: 16)
             defer { scratch.deallocate() }

@@ -13,10 +13,14 @@ protocol DatasetContainer: AnyObject {
 }
 
 extension DatasetContainer {
+    /// The first keys, printable, for "(has: ...)" in messages.
+    var keyList: String {
+        let known = keys.prefix(12).map { $0.printable(limit: 60) }.joined(separator: ", ")
+        return known.isEmpty ? "none" : known + (keys.count > 12 ? ", ..." : "")
+    }
+
     func missing(_ key: String) -> NNPipeError {
-        let known = keys.prefix(12).joined(separator: ", ") + (keys.count > 12 ? ", ..." : "")
-        return NNPipeError(
-            .invalidData, "no array '\(key)' (has: \(known.isEmpty ? "none" : known))", path: path)
+        NNPipeError(.invalidData, "no array '\(key.printable())' (has: \(keyList))", path: path)
     }
 }
 

@@ -151,7 +151,7 @@ public final class DatasetReader {
                 else {
                     throw NNPipeError(
                         .usage,
-                        "name the array for model input '\(input.name)' (has: \(container.keys.prefix(12).joined(separator: ", ")))",
+                        "name the array for model input '\(input.name)' (has: \(container.keyList))",
                         path: container.path)
                 }
                 return key

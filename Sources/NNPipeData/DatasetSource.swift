@@ -3,7 +3,8 @@ import NNPipeCore
 
 /// What to read from a data set: a manifest `datasets` entry or `nnpipe eval --data/--inputs/--labels`.
 public struct DatasetSource: Sendable, Hashable {
-    /// Which arrays feed the model's inputs.
+    /// Which arrays feed the model's inputs. Keys are HDF5 dataset paths (`train/x`), `.npz`
+    /// array names, `.pb` file stems (`input_0`), or for a `.npy` the name of a `.npy` beside it.
     public enum InputSelection: Sendable, Hashable {
         /// One array for a single-input model; `key` nil picks the obvious one (a `.npy` file,
         /// the only array of a `.npz`, arrays named after the model inputs, `input_N.pb`).

@@ -169,16 +169,13 @@ struct ZipWriter {
 
         var crc = CRC32()
         var written = 0
-        var failure: Error?
         try body { data in
             data.withUnsafeBytes { crc.update($0) }
             written += data.count
             do { try output.write(contentsOf: data) } catch {
-                failure = error
                 throw NNPipeError(.io, "cannot write: \(error.localizedDescription)", path: path)
             }
         }
-        if let failure { throw failure }
         position += written
         guard written == size else {
             throw NNPipeError(.internalError, "zip member '\(name)' wrote \(written) bytes, declared \(size)", path: path)

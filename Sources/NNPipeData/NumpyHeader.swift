@@ -77,7 +77,7 @@ struct NumpyHeader: Equatable {
             let end = descrText.dropFirst().firstIndex(of: quote)
         else {
             throw NNPipeError(
-                .unsupported, "structured .npy arrays (descr \(descrText.prefix(40))...) are not supported",
+                .unsupported, "structured .npy arrays (descr \(descrText.printable(limit: 40))) are not supported",
                 path: location)
         }
         let descr = String(descrText[descrText.index(after: descrText.startIndex)..<end])
@@ -103,7 +103,7 @@ struct NumpyHeader: Equatable {
             let digits = part.trimmingCharacters(in: " L")
             if digits.isEmpty { continue }
             guard let dimension = Int(digits), dimension >= 0 else {
-                throw NNPipeError(.invalidData, ".npy header shape has '\(digits)'", path: location)
+                throw NNPipeError(.invalidData, ".npy header shape has '\(digits.printable(limit: 20))'", path: location)
             }
             shape.append(dimension)
         }
@@ -111,7 +111,7 @@ struct NumpyHeader: Equatable {
             let product = partial.0.multipliedReportingOverflow(by: next)
             return (product.partialValue, partial.1 || product.overflow)
         }
-        guard !overflow, elements <= Int.max / 16 else {
+        guard !overflow, elements <= Int.max >> 8 else {
             throw NNPipeError(.invalidData, ".npy shape \(shape) is too large", path: location)
         }
         return NumpyHeader(dataType: dataType, shape: shape, dataOffset: 0)
@@ -120,18 +120,18 @@ struct NumpyHeader: Equatable {
     /// Maps a numpy type string (`<f4`, `|u1`, `<i8`, ...) to the IR element type.
     static func dataType(descr: String, location: String) throws -> DataType {
         guard descr.count >= 3 else {
-            throw NNPipeError(.unsupported, ".npy dtype '\(descr)' is not supported", path: location)
+            throw NNPipeError(.unsupported, ".npy dtype '\(descr.printable(limit: 20))' is not supported", path: location)
         }
         let order = descr.first!
         let code = String(descr.dropFirst())
         if order == ">" && !["i1", "u1", "b1"].contains(code) {
             throw NNPipeError(
                 .unsupported,
-                "big-endian .npy dtype '\(descr)': save with a.astype(a.dtype.newbyteorder('<'))",
+                "big-endian .npy dtype '\(descr.printable(limit: 20))': save with a.astype(a.dtype.newbyteorder('<'))",
                 path: location)
         }
         guard "<|=>".contains(order) else {
-            throw NNPipeError(.unsupported, ".npy dtype '\(descr)' is not supported", path: location)
+            throw NNPipeError(.unsupported, ".npy dtype '\(descr.printable(limit: 20))' is not supported", path: location)
         }
         switch code {
         case "f2": return .float16
@@ -149,7 +149,7 @@ struct NumpyHeader: Equatable {
         default:
             throw NNPipeError(
                 .unsupported,
-                ".npy dtype '\(descr)' is not supported (numeric: f2 f4 f8 i1-i8 u1-u8 b1)",
+                ".npy dtype '\(descr.printable(limit: 20))' is not supported (numeric: f2 f4 f8 i1-i8 u1-u8 b1)",
                 path: location)
         }
     }
@@ -192,8 +192,9 @@ struct NumpyHeader: Equatable {
 }
 
 extension String {
+    /// The header text for a one-line message: control characters shown as '?', at most 100 characters.
     fileprivate var trimmed: String {
-        trimmingCharacters(in: " \n")
+        trimmingCharacters(in: " \n").printable()
     }
     fileprivate func trimmingCharacters(in characters: String) -> String {
         String(drop { characters.contains($0) }.reversed().drop { characters.contains($0) }.reversed())

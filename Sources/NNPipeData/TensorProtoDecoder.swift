@@ -46,23 +46,23 @@ enum TensorProtoDecoder {
         }
         if isExternal {
             throw NNPipeError(
-                .unsupported, "TensorProto '\(name)' keeps its data in an external file", path: location)
+                .unsupported, "TensorProto '\(name.printable())' keeps its data in an external file", path: location)
         }
         guard dims.allSatisfy({ $0 >= 0 && $0 < Int64(Int32.max) }) else {
-            throw NNPipeError(.invalidData, "TensorProto '\(name)' has dims \(dims)", path: location)
+            throw NNPipeError(.invalidData, "TensorProto '\(name.printable())' has dims \(dims)", path: location)
         }
         let shape = dims.map { Int($0) }
         let (count, overflow) = shape.reduce((1, false)) {
             let product = $0.0.multipliedReportingOverflow(by: $1)
             return (product.partialValue, $0.1 || product.overflow)
         }
-        guard !overflow, count < Int.max / 16 else {
-            throw NNPipeError(.invalidData, "TensorProto '\(name)' shape \(shape) is too large", path: location)
+        guard !overflow, count <= Int.max >> 8 else {
+            throw NNPipeError(.invalidData, "TensorProto '\(name.printable())' shape \(shape) is too large", path: location)
         }
         if dataType == .string {
             guard strings.count == count else {
                 throw NNPipeError(
-                    .invalidData, "TensorProto '\(name)' has \(strings.count) strings for shape \(shape)",
+                    .invalidData, "TensorProto '\(name.printable())' has \(strings.count) strings for shape \(shape)",
                     path: location)
             }
             return Tensor(name: name, dataType: .string, shape: shape, storage: .strings(strings))
@@ -80,7 +80,7 @@ enum TensorProtoDecoder {
         guard raw.count == byteCount else {
             throw NNPipeError(
                 .invalidData,
-                "TensorProto '\(name)' holds \(raw.count) bytes, shape \(shape) of \(dataType) needs \(byteCount)",
+                "TensorProto '\(name.printable())' holds \(raw.count) bytes, shape \(shape) of \(dataType) needs \(byteCount)",
                 path: location)
         }
         let buffer = raw.withUnsafeBytes { TensorBuffer(copying: $0) }
@@ -106,7 +106,7 @@ enum TensorProtoDecoder {
         case .uint32: varints.forEach { append(UInt32(truncatingIfNeeded: $0)) }
         default:
             throw NNPipeError(
-                .unsupported, "TensorProto '\(name)' of \(dataType) without raw_data is not supported",
+                .unsupported, "TensorProto '\(name.printable())' of \(dataType) without raw_data is not supported",
                 path: location)
         }
         return bytes

@@ -43,7 +43,7 @@ public final class ZipArchive {
 
     /// Byte range of a stored member's data inside the archive file (for reading it in place).
     public func dataRange(of entry: Entry) throws -> Range<Int> {
-        let location = "\(source.location)[\(entry.name)]"
+        let location = "\(source.location)[\(entry.name.printable())]"
         let header = try source.bytes(at: entry.localHeaderOffset, count: 30)
         guard header.littleEndian32(at: 0) == 0x0403_4B50 else {
             throw NNPipeError(.invalidData, "zip member has no local header", path: location)
@@ -70,7 +70,7 @@ public final class ZipArchive {
     /// The member as a byte source: a view of the file when stored, inflated memory when deflated.
     /// - Parameter inMemoryLimit: larger deflated members go to a scratch file (tests lower it).
     func byteSource(for entry: Entry, inMemoryLimit: Int = ZipArchive.inMemoryLimit) throws -> ByteSource {
-        let location = "\(source.location)[\(entry.name)]"
+        let location = "\(source.location)[\(entry.name.printable())]"
         if entry.flags & 1 != 0 {
             throw NNPipeError(.unsupported, "encrypted zip members are not supported", path: location)
         }

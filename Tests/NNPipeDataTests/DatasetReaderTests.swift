@@ -94,6 +94,25 @@ struct DatasetReaderTests {
         #expect(description.contains(message), "\(label): \(description)")
     }
 
+    @Test("row gathering: any order, repeats, gaps read through or skipped by row size", arguments: [
+        (rowLength: 1, indices: [5, 0, 3, 3, 9, 1]),
+        (rowLength: 20_000, indices: [5, 0, 3, 3, 9, 1]),  // 80 KB rows: gaps are too big to read through
+        (rowLength: 3, indices: [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]),
+        (rowLength: 3, indices: [2]),
+    ])
+    func gather(rowLength: Int, indices: [Int]) throws {
+        let values = (0..<(10 * rowLength)).map { Float($0) }
+        let bytes = values.withUnsafeBytes { Array($0) }
+        let array = ContiguousDatasetArray(
+            source: MemoryByteSource(bytes, location: "memory"), dataOffset: 0, elementType: .float,
+            shape: [10, rowLength], file: "memory", key: "rows")
+        let destination = UnsafeMutableRawBufferPointer.allocate(byteCount: indices.count * rowLength * 4, alignment: 16)
+        defer { destination.deallocate() }
+        try array.readRows(indices, into: destination)
+        let read = (0..<(indices.count * rowLength)).map { destination.load(fromByteOffset: $0 * 4, as: Float.self) }
+        #expect(read == indices.flatMap { row in values[(row * rowLength)..<((row + 1) * rowLength)] })
+    }
+
     @Test("named inputs map model inputs to arrays")
     func named() throws {
         let reader = try DatasetReader(
