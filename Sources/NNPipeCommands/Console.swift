@@ -31,6 +31,7 @@ final class TerminalProgress: @unchecked Sendable {
     private let console: Console
     private let lock = NSLock()
     private var lastMessage = ""
+    private var lastKind = ""
     private var lastDraw = Date.distantPast
     private let started = Date()
     private var lineIsOpen = false
@@ -59,8 +60,14 @@ final class TerminalProgress: @unchecked Sendable {
             lineIsOpen = true
             lastDraw = Date()
         } else {
+            // Plain lines for logs: a new kind of message prints at once; the same message with
+            // new numbers (step 7 of 430) prints at most every two seconds.
+            let kind = event.message.filter { !$0.isNumber }
+            guard kind != lastKind || Date().timeIntervalSince(lastDraw) >= 2 else { return }
             guard event.message != lastMessage else { return }
             console.writeError("\(elapsed)  \(event.message)\n")
+            lastKind = kind
+            lastDraw = Date()
         }
         lastMessage = event.message
     }
