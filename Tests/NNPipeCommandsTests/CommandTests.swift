@@ -205,3 +205,45 @@ struct ReadmeTests {
         #expect(section == run.output.trimmingCharacters(in: .newlines), "README is stale: run scripts/update-readme.sh")
     }
 }
+
+@Suite("Sparse export after pruning")
+struct SparseExportTests {
+    @Test func aPrunedModelExportsSparseAndRunsEverywhere() throws {
+        let (folder, file) = try Example.manifest("""
+            {"version": 1, "model": "$MODEL", "output_dir": "out",
+             "stages": [{"stage": "prune", "sparsity": 0.9, "scope": "global", "include_first_last": true},
+                        {"stage": "export", "path": "dense.onnx"},
+                        {"stage": "export", "path": "sparse.onnx", "sparse_initializers": true}]}
+            """)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = CapturedRun(["run", "--quiet", file.path])
+        #expect(run.status == 0, "\(run.error)")
+        let dense = folder.appendingPathComponent("out/dense.onnx")
+        let sparse = folder.appendingPathComponent("out/sparse.onnx")
+        let denseSize = try #require(try FileManager.default.attributesOfItem(atPath: dense.path)[.size] as? Int)
+        let sparseSize = try #require(try FileManager.default.attributesOfItem(atPath: sparse.path)[.size] as? Int)
+        #expect(Double(sparseSize) < 0.5 * Double(denseSize), "\(sparseSize) vs \(denseSize)")
+        // nnpipe's runtime densifies sparse initializers: same accuracy from both files.
+        let fromDense = CapturedRun(["eval", "-q", dense.path, "--data", Example.data.path, "--inputs", "test/x", "--labels", "test/y", "--json"])
+        let fromSparse = CapturedRun(["eval", "-q", sparse.path, "--data", Example.data.path, "--inputs", "test/x", "--labels", "test/y", "--json"])
+        #expect(fromSparse.status == 0, "\(fromSparse.error)")
+        #expect(try JSONParser.parse(fromDense.output)["accuracy"] == JSONParser.parse(fromSparse.output)["accuracy"])
+        guard TestEnvironment.python != nil else {
+            if TestEnvironment.isCI { Issue.record("\(InteropUnavailable())") }
+            return
+        }
+        // onnx's full_check runs shape inference, which does not support sparse initializers even
+        // for models onnx.helper builds; the structural checker and onnxruntime do.
+        let check = try ProcessRunner.python("""
+            import sys, h5py, numpy as np, onnx, onnxruntime as ort
+            x = h5py.File(sys.argv[3], "r")["test/x"][()]
+            onnx.checker.check_model(onnx.load(sys.argv[2]))
+            assert len(onnx.load(sys.argv[2]).graph.sparse_initializer) >= 2
+            a = ort.InferenceSession(sys.argv[1]).run(None, {"X": x})[1]
+            b = ort.InferenceSession(sys.argv[2]).run(None, {"X": x})[1]
+            print("max diff", float(np.abs(a - b).max()))
+            """, [dense.path, sparse.path, Example.data.path])
+        #expect(check.status == 0, "\(check.standardError)")
+        #expect(check.standardOutput.contains("max diff 0.0"))
+    }
+}

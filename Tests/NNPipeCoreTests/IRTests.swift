@@ -84,3 +84,32 @@ struct JSONTests {
         #expect(try JSONParser.parse(JSONWriter.write(value, pretty: true)) == value)
     }
 }
+
+@Suite("Sparse initializers")
+struct SparseInitializerTests {
+    @Test func mostlyZeroWeightsBecomeSparseAndDenseAgain() throws {
+        var values = [Float](repeating: 0, count: 60)
+        values[3] = 1.5
+        values[17] = -2
+        values[59] = -0.0  // a signed zero is kept as a value, so the bits survive
+        let weights = Tensor(name: "w", shape: [6, 10], values: values)
+        let dense = Tensor(name: "d", shape: [4, 4], values: [Float](repeating: 1, count: 16))
+        let model = Model(graph: Graph(initializers: [weights, dense]))
+        let (converted, count) = SparseInitializers.convert(model)
+        #expect(count == 1)
+        #expect(converted.graph.initializers.map(\.name) == ["d"])
+        let sparse = try #require(converted.graph.sparseInitializers.first)
+        #expect(sparse.indices.integerValues() == [3, 17, 59])
+        let back = try SparseInitializers.dense(sparse)
+        #expect(back.shape == [6, 10])
+        let restored: [Float] = try #require(back.values())
+        #expect(restored.map(\.bitPattern) == values.map(\.bitPattern))
+    }
+
+    @Test func outOfRangeIndicesAreAnError() {
+        let sparse = SparseTensor(
+            values: Tensor(name: "w", shape: [1], values: [Float(1)]),
+            indices: Tensor(name: "", shape: [1], values: [Int64(99)]), shape: [2, 2])
+        #expect(throws: NNPipeError.self) { try SparseInitializers.dense(sparse) }
+    }
+}

@@ -55,6 +55,7 @@ let badManifests: [BadManifest] = [
     BadManifest(name: "impossible order", text: manifest("{\"stage\": \"needs-scale\"}, {\"stage\": \"scale\"}"), path: "stages[0]", fragment: "needs a 'scale' stage before it"),
     BadManifest(name: "export outside output_dir", text: manifest("{\"stage\": \"export\", \"path\": \"../../etc/model.toy\"}"), path: "stages[0].path", fragment: "'..' is not allowed"),
     BadManifest(name: "export absolute path", text: manifest("{\"stage\": \"export\", \"path\": \"/tmp/model.toy\"}"), path: "stages[0].path", fragment: "absolute path"),
+    BadManifest(name: "sparse initializers in a Keras file", text: manifest("{\"stage\": \"export\", \"path\": \"model.h5\", \"sparse_initializers\": true}"), path: "stages[0].sparse_initializers", fragment: "only ONNX files hold sparse initializers"),
     BadManifest(name: "export to a folder", text: manifest("{\"stage\": \"export\", \"path\": \"models/\"}"), path: "stages[0].path", fragment: "must name a file"),
     BadManifest(name: "two exports to one file", text: manifest("{\"stage\": \"export\", \"path\": \"a.toy\", \"format\": \"onnx\"}, {\"stage\": \"export\", \"path\": \"a.toy\", \"format\": \"onnx\"}"), path: "stages[1].path", fragment: "already written by stages[0]"),
     BadManifest(name: "dataset without path", text: manifest("", extra: "\"evaluate\": {\"dataset\": \"test\"},").replacingOccurrences(of: "\"test\": {\"path\": \"data.h5\",", with: "\"test\": {"), path: "datasets.test.path", fragment: "is required"),

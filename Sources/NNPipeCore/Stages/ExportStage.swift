@@ -8,15 +8,22 @@ public struct ExportStage: Stage {
     public static let options: [OptionSpec] = [
         OptionSpec("path", .string, required: true, help: "output file, relative to output_dir; its extension picks the format"),
         OptionSpec("format", .choice(["onnx", "keras-h5", "keras"]), help: "force a format instead of using the extension"),
+        OptionSpec("sparse_initializers", .boolean, default: .bool(false), help: "ONNX only: store weights less than one third non-zero as sparse_initializer (smaller files after pruning; onnxruntime densifies them on load)"),
     ]
 
     public let path: String
     public let format: String?
+    public let sparseInitializers: Bool
 
     public init(options: StageOptions) throws {
         path = options.string("path") ?? ""
         format = options.string("format")
+        sparseInitializers = options.bool("sparse_initializers") ?? false
         try Self.checkRelative(path, options: options)
+        let isONNX = format.map { $0 == "onnx" } ?? ((path as NSString).pathExtension.lowercased() == "onnx")
+        if sparseInitializers && !isONNX {
+            throw options.error("sparse_initializers", "only ONNX files hold sparse initializers; '\(path)' is not written as ONNX")
+        }
     }
 
     /// The writer for this export; the runner's preflight calls it so a bad extension fails before any work.
@@ -58,15 +65,19 @@ public struct ExportStage: Stage {
         let destination = context.outputDirectory.appendingPathComponent(path).standardizedFileURL
         let writer = try self.writer(formats: context.formats, destination: destination)
         context.progress.update("writing \(destination.lastPathComponent)")
+        // The pipeline's model stays dense (the runtime and later stages read it); only the file is sparse.
+        let (written, sparseCount) = sparseInitializers ? SparseInitializers.convert(model) : (model, 0)
         do {
-            try writer.write(model, to: destination)
+            try writer.write(written, to: destination)
         } catch let error as NNPipeError {
             throw error.located(at: destination.path)
         }
         let size = (try? FileManager.default.attributesOfItem(atPath: destination.path)[.size] as? Int) ?? 0
+        var details: [(key: String, value: JSONValue)] = [("path", .string(destination.path)), ("format", .string(writer.name)), ("bytes", .number(Double(size)))]
+        if sparseInitializers { details.append(("sparse_initializers", .number(Double(sparseCount)))) }
         return StageResult(
-            summary: "wrote \(writer.name) \(ByteCountText.format(size)) to \(path)",
-            details: [("path", .string(destination.path)), ("format", .string(writer.name)), ("bytes", .number(Double(size)))],
+            summary: "wrote \(writer.name) \(ByteCountText.format(size)) to \(path)" + (sparseCount > 0 ? " (\(sparseCount) sparse initializers)" : ""),
+            details: details,
             files: [destination.path])
     }
 }

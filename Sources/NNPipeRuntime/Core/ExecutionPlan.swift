@@ -60,8 +60,9 @@ public final class ExecutionPlan: @unchecked Sendable {
                 unavailable[initializer.name] = error
             }
         }
-        guard graph.sparseInitializers.isEmpty else {
-            throw NNPipeError(.unsupported, "sparse initializers ('\(graph.sparseInitializers[0].name)') are not supported by the runtime")
+        // Sparse initializers run dense, as onnxruntime does: kernels read them like any weight.
+        for sparse in graph.sparseInitializers {
+            constants[sparse.name] = try RuntimeTensor(SparseInitializers.dense(sparse))
         }
 
         var opsets: [String: Int] = [:]
