@@ -54,7 +54,7 @@ let package = Package(
             name: "StageEvaluate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
         .target(name: "StagePrune", dependencies: ["NNPipeCore", "NNPipeRuntime"]),
         .target(name: "StageQuantize", dependencies: ["NNPipeCore"]),
-        .target(name: "NNPipeTraining", dependencies: ["NNPipeCore", "NNPipeRuntime", "CBLAS"]),
+        .target(name: "NNPipeTraining", dependencies: ["NNPipeCore", "NNPipeRuntime"]),
         .target(
             name: "StageFineTune",
             dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeTraining", "NNPipeData"]),

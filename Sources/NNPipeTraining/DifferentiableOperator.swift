@@ -1,4 +1,4 @@
-import CBLAS
+import NNPipeRuntime
 import NNPipeCore
 
 /// Whether a forward pass trains (batch statistics, dropout, moving-average updates) or only infers.
@@ -50,20 +50,15 @@ func gradient(_ gradients: [TrainingTensor?], _ index: Int, like output: Trainin
     return TrainingTensor(zeros: output.shape)
 }
 
-/// Row-major single-precision GEMM: C = alpha·op(A)·op(B) + beta·C, the one BLAS call of this module.
+/// Row-major single-precision GEMM on packed matrices: C = alpha·op(A)·op(B) + beta·C,
+/// through the runtime's one OpenBLAS wrapper.
 func multiply(
     rows m: Int, columns n: Int, inner k: Int,
     _ a: UnsafePointer<Float>, transposeA: Bool = false,
     _ b: UnsafePointer<Float>, transposeB: Bool = false,
     into c: UnsafeMutablePointer<Float>, alpha: Float = 1, beta: Float = 0
 ) {
-    guard m > 0, n > 0 else { return }
-    if k == 0 {
-        for index in 0..<(m * n) { c[index] *= beta }
-        return
-    }
-    cblas_sgemm(
-        CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-        Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n), beta, c,
-        Int32(n))
+    BLAS.multiply(
+        rows: m, columns: n, inner: k, a, leadingA: max(1, transposeA ? m : k), transposeA: transposeA,
+        b, leadingB: max(1, transposeB ? k : n), transposeB: transposeB, into: c, leadingC: n, alpha: alpha, beta: beta)
 }

@@ -2,9 +2,9 @@ import CBLAS
 
 /// The one place the runtime calls OpenBLAS. CBLAS returns no status, so the checks are
 /// preconditions on the leading dimensions (a wrong one reads out of bounds silently).
-enum BLAS {
+public enum BLAS {
     /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, all row-major.
-    static func multiply(
+    public static func multiply(
         rows m: Int, columns n: Int, inner k: Int,
         _ a: UnsafePointer<Float>, leadingA: Int, transposeA: Bool = false,
         _ b: UnsafePointer<Float>, leadingB: Int, transposeB: Bool = false,
@@ -21,7 +21,7 @@ enum BLAS {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(leadingA), b, Int32(leadingB), beta, c, Int32(leadingC))
     }
 
-    static func multiply(
+    public static func multiply(
         rows m: Int, columns n: Int, inner k: Int,
         _ a: UnsafePointer<Double>, leadingA: Int, transposeA: Bool = false,
         _ b: UnsafePointer<Double>, leadingB: Int, transposeB: Bool = false,
