@@ -42,7 +42,7 @@ let package = Package(
             path: "Formats/ONNX"),
         .target(name: "NNPipeHDF5", dependencies: ["NNPipeCore", "CHDF5"], path: "Formats/HDF5"),
         .target(
-            name: "NNPipeKeras", dependencies: ["NNPipeCore", "NNPipeHDF5"],
+            name: "NNPipeKeras", dependencies: ["NNPipeCore", "NNPipeHDF5", "NNPipeData"],
             path: "Formats/KerasHDF5"),
 
         // MARK: Execution and data
