@@ -38,7 +38,7 @@ struct BenchCommand: ParsableCommand {
         let loaded = try Toolkit.current.formats.read(url)
         try GraphCheck.validate(loaded, path: url.path)
         let plan = try ExecutionPlan(model: loaded, threads: threads, batchSize: batch)
-        var generator = SplitMix(seed: 42)
+        var generator = SeededGenerator(seed: 42)
         var feeds: [String: RuntimeTensor] = [:]
         for input in loaded.graph.runtimeInputs {
             guard case .tensor(let elementType, let shape) = input.type else {
@@ -54,7 +54,7 @@ struct BenchCommand: ParsableCommand {
             }
             let count = dimensions.reduce(1, *)
             switch elementType {
-            case .float: feeds[input.name] = RuntimeTensor(shape: dimensions, floats: (0..<count).map { _ in generator.nextFloat() })
+            case .float: feeds[input.name] = RuntimeTensor(shape: dimensions, floats: (0..<count).map { _ in generator.nextUnit() })
             case .int64: feeds[input.name] = RuntimeTensor(shape: dimensions, values: (0..<count).map { _ in Int64(generator.next() % 10) })
             case .int32: feeds[input.name] = RuntimeTensor(shape: dimensions, values: (0..<count).map { _ in Int32(generator.next() % 10) })
             case .uint8: feeds[input.name] = RuntimeTensor(shape: dimensions, values: (0..<count).map { _ in UInt8(generator.next() % 256) })
@@ -84,18 +84,4 @@ struct BenchCommand: ParsableCommand {
                                          url.lastPathComponent, batch, plan.threads, iterations, median, p90, throughput))
         }
     }
-}
-
-/// A small seeded generator so bench inputs are the same every run.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
 }

@@ -201,7 +201,7 @@ public final class DatasetReader {
 
     /// A Fisher-Yates permutation of `0 ..< count` driven by SplitMix64, stable across platforms.
     static func shuffledOrder(count: Int, seed: UInt64) -> [Int] {
-        var generator = SplitMix64(seed: seed)
+        var generator = SeededGenerator(seed: seed)
         var order = Array(0..<count)
         if count < 2 { return order }
         for index in stride(from: count - 1, to: 0, by: -1) {
@@ -232,26 +232,3 @@ public struct BatchIterator {
     }
 }
 
-/// SplitMix64 (Steele, Lea and Flood 2014): a tiny generator whose output is fixed by its seed,
-/// unlike `SystemRandomNumberGenerator`, so a seeded shuffle is reproducible everywhere.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var value = state
-        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-        return value ^ (value >> 31)
-    }
-
-    /// Uniform in `0 ..< bound` by rejection, so the result does not depend on the standard library's algorithm.
-    mutating func next(below bound: UInt64) -> UInt64 {
-        let limit = UInt64.max - UInt64.max % bound
-        while true {
-            let value = next()
-            if value < limit { return value % bound }
-        }
-    }
-}

@@ -61,7 +61,7 @@ struct DatasetReaderTests {
 
     @Test("the shuffle order is pinned, so data sets shuffle the same on every machine and release")
     func pinnedOrder() {
-        var generator = SplitMix64(seed: 0)
+        var generator = SeededGenerator(seed: 0)
         #expect(generator.next() == 0xE220_A839_7B1D_CDAF)  // the published SplitMix64 reference value
         #expect(DatasetReader.shuffledOrder(count: 8, seed: 42) == [3, 1, 6, 2, 4, 0, 7, 5])
     }

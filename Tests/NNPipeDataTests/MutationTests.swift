@@ -17,7 +17,7 @@ struct MutationTests {
         let original = [UInt8](try Data(contentsOf: DataFixtures.url(fixture)))
         let folder = try TestEnvironment.temporaryFolder("mutations")
         defer { try? FileManager.default.removeItem(at: folder) }
-        var generator = SplitMix64(seed: UInt64(fixture.utf8.count))
+        var generator = SeededGenerator(seed: UInt64(fixture.utf8.count))
         let isFolder = fixture.hasPrefix("pb/")
         var outcomes = (read: 0, refused: 0)
         for round in 0..<80 {
