@@ -27,6 +27,9 @@ let package = Package(
         .systemLibrary(
             name: "CBLAS", path: "Formats/CBLAS", pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(
+            name: "CZlib", path: "Formats/CZlib", pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: Core: IR, stages, manifest, runner. No C imports.
         .target(
@@ -52,7 +55,9 @@ let package = Package(
         // MARK: Stages (one module per kind; never depend on each other)
         .target(
             name: "StageEvaluate", dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeData"]),
-        .target(name: "StagePrune", dependencies: ["NNPipeCore", "NNPipeRuntime"]),
+        .target(
+            name: "StagePrune",
+            dependencies: ["NNPipeCore", "NNPipeRuntime", "NNPipeTraining", "NNPipeData", "CZlib"]),
         .target(name: "StageQuantize", dependencies: ["NNPipeCore"]),
         .target(name: "NNPipeTraining", dependencies: ["NNPipeCore", "NNPipeRuntime"]),
         .target(
@@ -102,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "StagePruneTests",
             dependencies: [
-                "NNPipeTestKit", "NNPipeCore", "StagePrune", "NNPipeRuntime", "NNPipeONNX", "NNPipeKeras",
+                "NNPipeTestKit", "NNPipeCore", "StagePrune", "NNPipeRuntime", "NNPipeONNX", "NNPipeKeras", "NNPipeData", "NNPipeTraining",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(

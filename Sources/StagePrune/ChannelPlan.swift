@@ -4,6 +4,8 @@ import NNPipeCore
 public enum ChannelCriterion: String, Sendable {
     case l1, l2
     case batchNormScale = "bn_scale"
+    /// First-order Taylor on a dataset (`TaylorContributions`).
+    case taylor
 }
 
 /// Which channels structured pruning removes: for every value, the indices along its channel axis.
@@ -37,7 +39,11 @@ enum ChannelPlanner {
     /// (ties: the unit whose first filter comes earlier in graph and channel order goes first).
     /// - Throws: `.stageFailed` naming the node when a value would lose every channel, or when
     ///   bn_scale finds a group without BatchNormalization.
-    static func plan(_ graph: Graph, dependencies: ChannelDependencies, ratio: Double, criterion: ChannelCriterion, path: String) throws -> ChannelPlan {
+    /// `taylor` holds the measured contributions when `criterion` is `.taylor`.
+    static func plan(
+        _ graph: Graph, dependencies: ChannelDependencies, ratio: Double, criterion: ChannelCriterion,
+        taylor: TaylorContributions? = nil, path: String
+    ) throws -> ChannelPlan {
         var dependencies = dependencies
         var units: [Int: ChannelUnit] = [:]
         for space in dependencies.spaces.values {
@@ -81,7 +87,7 @@ enum ChannelPlanner {
         var groups: [Int: [Int]] = [:]
         for (position, unit) in candidates.enumerated() { groups[groupRoot(unit.sources[0].source), default: []].append(position) }
 
-        let scores = try unitScores(candidates, graph: graph, dependencies: dependencies, criterion: criterion)
+        let scores = try unitScores(candidates, graph: graph, dependencies: dependencies, criterion: criterion, taylor: taylor)
         var removed: [String: Set<Int>] = [:]
         var removedUnits = 0
         for key in groups.keys.sorted() {
@@ -106,9 +112,15 @@ enum ChannelPlanner {
             unitCount: candidates.count, removedUnitCount: removedUnits, frozenReasons: dependencies.frozenReasons)
     }
 
-    private static func unitScores(_ units: [ChannelUnit], graph: Graph, dependencies: ChannelDependencies, criterion: ChannelCriterion) throws -> [Float] {
+    private static func unitScores(
+        _ units: [ChannelUnit], graph: Graph, dependencies: ChannelDependencies, criterion: ChannelCriterion,
+        taylor: TaylorContributions?
+    ) throws -> [Float] {
         let index = graph.initializerIndex()
         switch criterion {
+        case .taylor:
+            guard let taylor else { throw NNPipeError(.internalError, "criterion taylor planned without measured contributions") }
+            return units.map { taylor.score(atoms: $0.atoms, sources: $0.sources) }
         case .l1, .l2:
             let norms = dependencies.sources.map { source -> [Float] in
                 guard let position = index[source.weight] else { return [] }

@@ -5,7 +5,8 @@ extension PruneStage {
         switch criterion {
         case .l2: .l2
         case .bnScale: .batchNormScale
-        default: .l1
+        case .taylor: .taylor
+        case .l1: .l1
         }
     }
 
@@ -16,14 +17,15 @@ extension PruneStage {
         }
         let statisticsBefore = ModelStatistics(model)
         let macsBefore = MACCounter.count(model.graph)
+        let taylor = try criterion == .taylor ? measureTaylor(model, dependencies: dependencies, context: context) : nil
         let plan: ChannelPlan
         var pruned = model
         if let channelRatio {
             context.progress.update("removing \(PruneReport.percent(channelRatio)) of the channels")
-            plan = try ChannelPlanner.plan(model.graph, dependencies: dependencies, ratio: channelRatio, criterion: channelCriterion, path: path)
+            plan = try ChannelPlanner.plan(model.graph, dependencies: dependencies, ratio: channelRatio, criterion: channelCriterion, taylor: taylor, path: path)
             try ChannelSurgery.apply(plan, dependencies: dependencies, to: &pruned, mode: .remove)
         } else {
-            (plan, pruned) = try searchRatio(model, dependencies: dependencies, macsBefore: macsBefore.total, context: context)
+            (plan, pruned) = try searchRatio(model, dependencies: dependencies, taylor: taylor, macsBefore: macsBefore.total, context: context)
         }
         guard plan.removedUnitCount > 0 else {
             throw NNPipeError(.stageFailed, "no channel could be removed: \(plan.unitCount) removable channel groups\(plan.frozenReasons.isEmpty ? "" : "; kept because of " + plan.frozenReasons.prefix(5).joined(separator: ", "))", path: path)
@@ -32,7 +34,9 @@ extension PruneStage {
         var warnings: [String] = []
         let proof = try proveEquivalence(original: model, pruned: pruned, plan: plan, dependencies: dependencies, context: context)
         if proof == nil { warnings.append("masked-vs-removed check skipped: nnpipe's runtime cannot run this model with a generated input") }
-        let latency = PruneReport.latency(before: model, after: pruned, context: context)
+        let costs = try PruneReport.costs(
+            before: model, after: pruned, weightBytes: statisticsBefore.totalBytes, macs: macsBefore.total,
+            measureSize: measureSize, measureLatency: measureLatency, context: context)
         model = pruned
         let statisticsAfter = ModelStatistics(model)
         let macsAfter = MACCounter.count(model.graph)
@@ -49,6 +53,11 @@ extension PruneStage {
             ("removed_units", .number(Double(plan.removedUnitCount))),
         ]
         if let targetMACs { details.append(("target_macs", .number(targetMACs))) }
+        if let taylor, let dataset {
+            details.append(("taylor", .object([
+                ("dataset", .string(dataset)), ("batches", .number(Double(taylor.batchCount))), ("mean_loss", .number(taylor.meanLoss)),
+            ])))
+        }
         details += PruneReport.modelFacts(before: statisticsBefore, after: statisticsAfter, macsBefore: macsBefore, macsAfter: macsAfter)
         details.append(("layers", .array(plan.layers.map { layer in
             .object([
@@ -61,13 +70,22 @@ extension PruneStage {
         })))
         details.append(("kept_because", .array(plan.frozenReasons.map { .string($0) })))
         details.append(("equivalence_max_difference", proof.map { .number(Double($0)) } ?? .null))
-        details += latency
+        details += costs.details
         let macRatio = macsBefore.total == 0 ? 1 : Double(macsAfter.total) / Double(macsBefore.total)
         let parameterRatio = statisticsBefore.parameterCount == 0 ? 1 : Double(statisticsAfter.parameterCount) / Double(statisticsBefore.parameterCount)
+        let removedSummary = "removed \(plan.removedUnitCount) of \(plan.unitCount) channel groups: parameters \(PruneReport.percent(parameterRatio)), MACs \(PruneReport.percent(macRatio)) of before"
         return StageResult(
-            summary: "removed \(plan.removedUnitCount) of \(plan.unitCount) channel groups: parameters \(PruneReport.percent(parameterRatio)), MACs \(PruneReport.percent(macRatio)) of before",
+            summary: costs.summary.isEmpty ? removedSummary : removedSummary + "; " + costs.summary,
             details: details,
-            warnings: warnings + (macsBefore.unknownNodes.isEmpty ? [] : ["MACs not counted for \(macsBefore.unknownNodes.count) layers with unknown shapes"]))
+            warnings: warnings + costs.warnings + (macsBefore.unknownNodes.isEmpty ? [] : ["MACs not counted for \(macsBefore.unknownNodes.count) layers with unknown shapes"]))
+    }
+
+    /// Taylor contributions over `batches` batches of the `dataset` option.
+    private func measureTaylor(_ model: Model, dependencies: ChannelDependencies, context: StageContext) throws -> TaylorContributions {
+        guard let dataset else { throw NNPipeError(.invalidManifest, "criterion taylor needs 'dataset'", path: "\(path).criterion") }
+        let specification = try context.dataset(dataset)
+        return try TaylorImportance.measure(
+            model, dependencies: dependencies, dataset: specification, batches: taylorBatches, path: path, progress: context.progress)
     }
 
     /// Runs the masked model (same channels zeroed) and the pruned one on a seeded input; they
@@ -87,13 +105,15 @@ extension PruneStage {
 
     /// The smallest channel ratio whose pruned model keeps at most `target_macs` of the MACs.
     /// - Complexity: about 20 plan-and-apply rounds.
-    private func searchRatio(_ model: Model, dependencies: ChannelDependencies, macsBefore: Int, context: StageContext) throws -> (ChannelPlan, Model) {
+    private func searchRatio(
+        _ model: Model, dependencies: ChannelDependencies, taylor: TaylorContributions?, macsBefore: Int, context: StageContext
+    ) throws -> (ChannelPlan, Model) {
         guard let targetMACs, macsBefore > 0 else {
             throw NNPipeError(.stageFailed, "target_macs needs static shapes to count MACs; none could be derived", path: path)
         }
         let budget = targetMACs * Double(macsBefore)
         func attempt(_ ratio: Double) -> (ChannelPlan, Model, Int)? {
-            guard let plan = try? ChannelPlanner.plan(model.graph, dependencies: dependencies, ratio: ratio, criterion: channelCriterion, path: path) else { return nil }
+            guard let plan = try? ChannelPlanner.plan(model.graph, dependencies: dependencies, ratio: ratio, criterion: channelCriterion, taylor: taylor, path: path) else { return nil }
             var copy = model
             guard (try? ChannelSurgery.apply(plan, dependencies: dependencies, to: &copy, mode: .remove)) != nil else { return nil }
             return (plan, copy, MACCounter.count(copy.graph).total)

@@ -143,10 +143,21 @@ public enum ChannelSurgery {
 
 /// The public entry points tests and other stages use.
 public enum ChannelPruning {
-    /// Plans removal of `ratio` of the channels in every dependency group.
-    public static func plan(_ model: Model, ratio: Double, criterion: ChannelCriterion, exclude: [String] = [], path: String = "stages[?]") throws -> ChannelPlan {
+    /// Plans removal of `ratio` of the channels in every dependency group. Criterion `.taylor`
+    /// needs `dataset` (with labels), of which it uses `batches` batches.
+    public static func plan(
+        _ model: Model, ratio: Double, criterion: ChannelCriterion, exclude: [String] = [],
+        dataset: DatasetSpecification? = nil, batches: Int = 8, path: String = "stages[?]"
+    ) throws -> ChannelPlan {
         let dependencies = ChannelDependencies(graph: model.graph, exclude: exclude)
-        return try ChannelPlanner.plan(model.graph, dependencies: dependencies, ratio: ratio, criterion: criterion, path: path)
+        var taylor: TaylorContributions?
+        if criterion == .taylor {
+            guard let dataset else {
+                throw NNPipeError(.usage, "criterion taylor needs a dataset with labels", path: "\(path).criterion")
+            }
+            taylor = try TaylorImportance.measure(model, dependencies: dependencies, dataset: dataset, batches: batches, path: path, progress: .silent)
+        }
+        return try ChannelPlanner.plan(model.graph, dependencies: dependencies, ratio: ratio, criterion: criterion, taylor: taylor, path: path)
     }
 
     /// The model with the planned channels removed (`.remove`) or zeroed (`.mask`).

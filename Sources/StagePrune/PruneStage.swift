@@ -30,7 +30,7 @@ public struct PruneStage: Stage {
         OptionSpec("granularity", .choice(["weight", "channel"]), default: .string("weight"),
                    help: "weight: zero individual weights; channel: remove whole output channels and shrink the graph"),
         OptionSpec("criterion", .choice(["l1", "l2", "bn_scale", "taylor"]), default: .string("l1"),
-                   help: "channel importance: filter L1 or L2 norm, BatchNormalization scale magnitude, or taylor (needs dataset; not implemented yet)"),
+                   help: "channel importance: filter L1 or L2 norm, BatchNormalization scale magnitude, or taylor: first-order change of the loss, (sum of w x dL/dw)^2 over batches of dataset"),
         OptionSpec("channel_ratio", .number, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true,
                    help: "fraction of the channels to remove in every dependency group of coupled layers (granularity channel)"),
         OptionSpec("target_macs", .number, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true,
@@ -52,7 +52,14 @@ public struct PruneStage: Stage {
                    help: "also prune the first and last prunable layers (granularity weight)"),
         OptionSpec("prune_depthwise", .boolean, default: .bool(false),
                    help: "also prune depthwise convolution weights (granularity weight)"),
-        OptionSpec("dataset", .datasetReference, help: "data for the taylor criterion"),
+        OptionSpec("dataset", .datasetReference, help: "labelled data for the taylor criterion (granularity channel)"),
+        // No declared defaults: given without criterion taylor they are mistakes worth reporting.
+        OptionSpec("batches", .integer, minimum: 1,
+                   help: "batches of dataset (of its batch_size) the taylor criterion accumulates over (8)"),
+        OptionSpec("measure_size", .boolean,
+                   help: "report ONNX file and gzip -9 sizes before and after (default: when weights take at most 256 MiB)"),
+        OptionSpec("measure_latency", .boolean,
+                   help: "report median latency of 5 runs on nnpipe's runtime before and after (default: up to 1G MACs)"),
     ]
 
     public enum Granularity: String, Sendable { case weight, channel }
@@ -68,12 +75,22 @@ public struct PruneStage: Stage {
     public let exclude: [String]
     public let includeFirstLast: Bool
     public let pruneDepthwise: Bool
+    /// Taylor importance data: dataset name and how many of its batches to use.
+    public let dataset: String?
+    public let taylorBatches: Int
+    /// Nil: automatic (see `ModelFootprint`).
+    public let measureSize: Bool?
+    public let measureLatency: Bool?
 
     public init(options: StageOptions) throws {
         path = options.path
         exclude = options.strings("exclude") ?? []
         includeFirstLast = options.bool("include_first_last") ?? false
         pruneDepthwise = options.bool("prune_depthwise") ?? false
+        dataset = options.string("dataset")
+        taylorBatches = options.integer("batches") ?? 8
+        measureSize = options.bool("measure_size")
+        measureLatency = options.bool("measure_latency")
         for (name, low, high) in [("sparsity", 0.0, 1.0), ("channel_ratio", 0.0, 1.0), ("target_macs", 0.0, 1.0)] {
             if let value = options.double(name), !(value >= low && value < high) || (name != "sparsity" && value == 0) {
                 throw options.error(name, "must be in \(name == "sparsity" ? "[0, 1)" : "(0, 1)"), got \(value)")
@@ -99,7 +116,7 @@ public struct PruneStage: Stage {
 
         switch granularity {
         case .weight:
-            for name in ["channel_ratio", "target_macs", "dataset"] where options.has(name) {
+            for name in ["channel_ratio", "target_macs", "dataset", "batches"] where options.has(name) {
                 throw options.error(name, "applies to granularity 'channel'; this stage prunes individual weights (granularity 'weight')")
             }
             if criterion != .l1 {
@@ -127,9 +144,12 @@ public struct PruneStage: Stage {
             }
             if criterion == .taylor {
                 guard options.has("dataset") else {
-                    throw options.error("criterion", "taylor ranks channels by gradient x activation and needs 'dataset'")
+                    throw options.error("criterion", "taylor ranks channels by weight x gradient of the loss and needs 'dataset' (a manifest dataset with labels)")
                 }
-                throw NNPipeError(.unsupported, "criterion 'taylor' is not implemented yet (it needs gradients from the runtime); use l1, l2 or bn_scale", path: "\(options.path).criterion")
+            } else {
+                for name in ["dataset", "batches"] where options.has(name) {
+                    throw options.error(name, "applies to criterion 'taylor'; criterion '\(criterion.rawValue)' needs no data")
+                }
             }
         }
 

@@ -57,17 +57,21 @@ extension PruneStage {
         ]
         details += PruneReport.modelFacts(before: statisticsBefore, after: statisticsAfter, macsBefore: macsBefore, macsAfter: macsAfter)
         details.append(("sparse_macs_after", .number(Double(PruneReport.effectiveMACs(macsAfter, model: model, layers: layers)))))
-        details += PruneReport.latency(before: original, after: model, context: context)
+        let costs = try PruneReport.costs(
+            before: original, after: model, weightBytes: statisticsBefore.totalBytes, macs: macsBefore.total,
+            measureSize: measureSize, measureLatency: measureLatency, context: context)
+        details += costs.details
         details.append(("layers", .array(layers.map(PruneReport.layerJSON))))
         details.append(("skipped_layers", .array(selection.skipped.map {
             .object([("node", .string($0.layer.nodeName)), ("weight", .string($0.layer.weightName)), ("reason", .string($0.reason))])
         })))
         if let schedule { details.append(("schedule", schedule.json)) }
         let patternText = request.pattern.map { " in \($0) pattern" } ?? ""
-        let summary = deferred
+        let prunedSummary = deferred
             ? "masks ready for \(selection.layers.count) layers; fine-tuning raises sparsity to \(PruneReport.percent(schedule!.finalSparsity))"
             : "pruned \(PruneReport.percent(achieved)) of \(PruneReport.count(total)) weights in \(selection.layers.count) layer\(selection.layers.count == 1 ? "" : "s")\(patternText)"
-        var warnings: [String] = []
+        let summary = costs.summary.isEmpty ? prunedSummary : prunedSummary + "; " + costs.summary
+        var warnings = costs.warnings
         if !macsBefore.unknownNodes.isEmpty {
             warnings.append("MACs not counted for \(macsBefore.unknownNodes.count) layers with unknown shapes")
         }

@@ -21,6 +21,8 @@ struct ManifestTests {
         #"{"stage": "prune", "pattern": "2:4"}"#,
         #"{"stage": "prune", "pattern": "1x4", "sparsity": 0.75, "include_first_last": true, "prune_depthwise": true}"#,
         #"{"stage": "prune", "sparsity": 0.8, "scope": "global", "max_sparsity": 0.95}"#,
+        #"{"stage": "prune", "granularity": "channel", "channel_ratio": 0.5, "criterion": "taylor", "dataset": "train", "batches": 4}"#,
+        #"{"stage": "prune", "sparsity": 0.9, "measure_size": false, "measure_latency": true}"#,
         #"{"stage": "prune", "schedule": {"kind": "polynomial", "initial_sparsity": 0, "final_sparsity": 0.9, "begin_step": 0, "end_step": 1000, "frequency": 100, "power": 3}}"#,
     ])
     func acceptsTheDocumentedForms(_ stage: String) throws {
@@ -35,7 +37,9 @@ struct ManifestTests {
         (#"{"stage": "prune", "sparsity": 0.5, "schedule": {"kind": "linear"}}"#, "stages[0].schedule.kind"),
         (#"{"stage": "prune", "sparsity": 0.5, "sparsty": 0.5}"#, "did you mean 'sparsity'"),
         (#"{"stage": "prune", "granularity": "channel"}"#, "stages[0].channel_ratio"),
-        (#"{"stage": "prune", "granularity": "channel", "channel_ratio": 0.5, "criterion": "taylor", "dataset": "train"}"#, "taylor"),
+        (#"{"stage": "prune", "granularity": "channel", "channel_ratio": 0.5, "criterion": "taylor"}"#, "stages[0].criterion: taylor ranks"),
+        (#"{"stage": "prune", "granularity": "channel", "channel_ratio": 0.5, "criterion": "taylor", "batches": 0, "dataset": "train"}"#, "stages[0].batches"),
+        (#"{"stage": "prune", "sparsity": 0.5, "measure_size": "yes"}"#, "stages[0].measure_size"),
         (#"{"stage": "prune", "granularity": "channel", "channel_ratio": 0.5, "criterion": "taylor", "dataset": "missing"}"#, "stages[0].dataset"),
     ])
     func rejectsBadRequestsBeforeAnyWork(_ stage: String, _ fragment: String) throws {

@@ -119,10 +119,12 @@ func runStage(_ options: [String: JSONValue], on model: inout Model) throws -> S
 
 import Foundation
 import Logging
+import NNPipeONNX
 
+/// With the ONNX format registered, so the report's file and gzip sizes are measured.
 let testContext = StageContext(
     manifestDirectory: URL(fileURLWithPath: "/tmp"), outputDirectory: URL(fileURLWithPath: "/tmp"),
-    datasets: [:], formats: FormatRegistry([]), logger: Logger(label: "test"), progress: .silent,
+    datasets: [:], formats: FormatRegistry([ONNXFormat()]), logger: Logger(label: "test"), progress: .silent,
     stagePath: "stages[0]")
 
 extension StageResult {
