@@ -49,8 +49,8 @@ struct FootprintTests {
         let dense = InteropTests.wideModel()
         var model = dense
         let result = try runStage(["sparsity": .number(0.9), "scope": .string("global")], on: &model)
-        let before = try #require(ModelFootprint.measure(dense, formats: testContext.formats))
-        let after = try #require(ModelFootprint.measure(model, formats: testContext.formats))
+        let before = try #require(try ModelFootprint.measure(dense, formats: testContext.formats))
+        let after = try #require(try ModelFootprint.measure(model, formats: testContext.formats))
         #expect(result.detail("onnx_bytes_before")?.numberValue == Double(before.bytes))
         #expect(result.detail("onnx_bytes_after")?.numberValue == Double(after.bytes))
         #expect(result.detail("gzip_bytes_before")?.numberValue == Double(before.gzipBytes))
