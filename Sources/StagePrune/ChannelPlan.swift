@@ -120,7 +120,7 @@ enum ChannelPlanner {
         switch criterion {
         case .taylor:
             guard let taylor else { throw NNPipeError(.internalError, "criterion taylor planned without measured contributions") }
-            return units.map { taylor.score(atoms: $0.atoms, sources: $0.sources) }
+            return units.map { taylor.score(atoms: $0.atoms) }
         case .l1, .l2:
             let norms = dependencies.sources.map { source -> [Float] in
                 guard let position = index[source.weight] else { return [] }

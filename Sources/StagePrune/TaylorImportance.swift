@@ -2,42 +2,31 @@ import NNPipeCore
 import NNPipeData
 import NNPipeTraining
 
-/// First-order Taylor importance (Molchanov et al. 2019): removing a channel changes the loss by
-/// about −Σ w·∂L/∂w over the parameters that produce it. For a filter with bias that sum equals
-/// Σ z·∂L/∂z over the channel's output z, so it is the change from zeroing the channel.
-/// A channel followed by BatchNormalization is scored on the BN gate instead (γ·∂L/∂γ + β·∂L/∂β,
-/// i.e. zeroing the normalised output), as the paper does for BN networks.
+/// First-order Taylor importance (Molchanov et al. 2019): zeroing parameters changes the loss by
+/// about −Σ w·∂L/∂w over them. Removing a channel is the same as zeroing, in every layer that reads
+/// it, the weights that multiply it (the masked model zeroes exactly those), so a channel's
+/// contribution is Σ w·∂L/∂w over its input slices in the consuming Conv/Gemm/MatMul weights. That
+/// equals Σ x·∂L/∂x over the channel where it is consumed: after BatchNormalization, activations,
+/// residual sums and depthwise convs, so every coupled path is counted once.
 ///
 /// Contributions are kept per batch: a dependency unit's score is the mean over batches of
-/// (sum of its members' contributions)², so coupled channels that cancel are judged together.
+/// (sum of its atoms' contributions)², so coupled channels are judged together, as the paper's
+/// squared group estimate.
 struct TaylorContributions {
-    /// Per batch: source position in `ChannelDependencies.sources` → per output channel Σ w·g.
-    var filters: [[Int: [Float]]] = []
-    /// Per batch: channel space (value name) after a BatchNormalization → per channel γ·g_γ + β·g_β.
-    var gates: [[String: [Float]]] = []
-    var batchCount: Int { filters.count }
+    /// Per batch: channel space (value name) → per channel Σ w·∂L/∂w over the consumers' input slices.
+    var consumed: [[String: [Float]]] = []
+    var batchCount: Int { consumed.count }
     /// Mean loss over the batches used (for the report).
     var meanLoss: Double = 0
 
-    /// Score of a unit: mean over batches of (its gate contributions, else its filter contributions)².
-    func score(atoms: [(space: String, index: Int)], sources: [(source: Int, channel: Int)]) -> Float {
+    /// Mean over batches of (Σ over the unit's atoms of their contributions)².
+    func score(atoms: [(space: String, index: Int)]) -> Float {
         guard batchCount > 0 else { return 0 }
         var total: Double = 0
-        for batch in 0..<batchCount {
+        for batch in consumed {
             var sum: Double = 0
-            var gated = false
             for atom in atoms {
-                if let values = gates[batch][atom.space], atom.index < values.count {
-                    sum += Double(values[atom.index])
-                    gated = true
-                }
-            }
-            if !gated {
-                for member in sources {
-                    if let values = filters[batch][member.source], member.channel < values.count {
-                        sum += Double(values[member.channel])
-                    }
-                }
+                if let values = batch[atom.space], atom.index < values.count { sum += Double(values[atom.index]) }
             }
             total += sum * sum
         }
@@ -72,21 +61,7 @@ enum TaylorImportance {
         let source = DatasetSource(path: dataset.path, inputs: inputs, labels: labelsKey, limit: dataset.limit, shuffle: true, seed: dataset.seed)
         let reader = try DatasetReader(source: source, expectedInputs: expected)
 
-        // Which parameters produce each source's channels (its weight and bias), and each BN gate.
-        let producers = dependencies.sources.enumerated().map { position, source -> (Int, [(name: String, axis: Int)]) in
-            let node = model.graph.nodes[source.nodeIndex]
-            var tensors: [(name: String, axis: Int)] = []
-            for edit in dependencies.edits {
-                if case .tensorAxis(let tensor, let axis, let space, true) = edit, space == source.space, node.inputs.contains(tensor) {
-                    tensors.append((tensor, axis))
-                }
-            }
-            return (position, tensors)
-        }
-        let gates = dependencies.batchNormScales.compactMap { entry -> (space: String, scale: String, bias: String)? in
-            guard let node = model.graph.nodes.first(where: { $0.opType == "BatchNormalization" && $0.inputs.count > 2 && $0.inputs[1] == entry.scale }) else { return nil }
-            return (entry.space, entry.scale, node.inputs[2])
-        }
+        let slices = consumerSlices(model.graph, dependencies: dependencies)
 
         var contributions = TaylorContributions()
         var lossSum = 0.0
@@ -110,32 +85,38 @@ enum TaylorImportance {
             lossSum += loss.value
             let gradients = try graph.backward(values, targetGradient: loss.gradient)
 
-            var filters: [Int: [Float]] = [:]
-            for (position, tensors) in producers {
-                let channelCount = dependencies.spaces[dependencies.sources[position].space]?.count ?? 0
-                var sums = [Float](repeating: 0, count: channelCount)
-                for tensor in tensors {
-                    guard let weight = graph.parameter(tensor.name), let gradient = gradients[tensor.name] else { continue }
-                    accumulateProducts(weight, gradient, axis: tensor.axis, into: &sums)
-                }
-                filters[position] = sums
+            var consumed: [String: [Float]] = [:]
+            for slice in slices {
+                guard let weight = graph.parameter(slice.tensor), let gradient = gradients[slice.tensor],
+                      let count = dependencies.spaces[slice.space]?.count
+                else { continue }
+                var sums = consumed[slice.space] ?? [Float](repeating: 0, count: count)
+                accumulateProducts(weight, gradient, axis: slice.axis, into: &sums)
+                consumed[slice.space] = sums
             }
-            var gateSums: [String: [Float]] = [:]
-            for gate in gates {
-                guard let scale = graph.parameter(gate.scale), let bias = graph.parameter(gate.bias) else { continue }
-                var sums = [Float](repeating: 0, count: scale.elementCount)
-                if let gradient = gradients[gate.scale] { accumulateProducts(scale, gradient, axis: 0, into: &sums) }
-                if let gradient = gradients[gate.bias] { accumulateProducts(bias, gradient, axis: 0, into: &sums) }
-                gateSums[gate.space] = sums
-            }
-            contributions.filters.append(filters)
-            contributions.gates.append(gateSums)
+            contributions.consumed.append(consumed)
         }
         guard contributions.batchCount > 0 else {
             throw NNPipeError(.invalidData, "dataset '\(dataset.name)' gave no batch", path: "\(path).dataset")
         }
         contributions.meanLoss = lossSum / Double(contributions.batchCount)
         return contributions
+    }
+
+    /// The consumers' input slices: weight edits on a channel space that is not the layer's own output.
+    static func consumerSlices(_ graph: Graph, dependencies: ChannelDependencies) -> [(tensor: String, axis: Int, space: String)] {
+        var outputsOfWeight: [String: Set<String>] = [:]
+        for node in graph.nodes where ["Conv", "Gemm", "MatMul"].contains(node.opType) && node.inputs.count > 1 {
+            outputsOfWeight[node.inputs[1], default: []].formUnion(node.outputs)
+        }
+        var slices: [(tensor: String, axis: Int, space: String)] = []
+        for edit in dependencies.edits {
+            guard case .tensorAxis(let tensor, let axis, let space, true) = edit, let outputs = outputsOfWeight[tensor],
+                  !outputs.contains(space)
+            else { continue }
+            slices.append((tensor, axis, space))
+        }
+        return slices
     }
 
     /// sums[c] += Σ value·gradient over the slice at index c of `axis`.

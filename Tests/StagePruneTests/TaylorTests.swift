@@ -71,6 +71,67 @@ struct TaylorTests {
         #expect(columns == [3, 2.5, 0])
     }
 
+    /// Scales slice `index` of `tensor` along `axis` by `factor`.
+    static func scaled(_ tensor: Tensor, axis: Int, index: Int, by factor: Float) -> Tensor {
+        var values = tensor.floatValues()!
+        let outer = tensor.shape[..<axis].reduce(1, *)
+        let length = tensor.shape[axis]
+        let inner = tensor.shape[(axis + 1)...].reduce(1, *)
+        for block in 0..<outer {
+            for offset in 0..<inner { values[(block * length + index) * inner + offset] *= factor }
+        }
+        return Tensor(name: tensor.name, shape: tensor.shape, values: values)
+    }
+
+    /// The recorded contribution of a residual channel (coupled through Add, Concat, depthwise and
+    /// BN) is the loss's derivative along "scale this channel where it is consumed": checked
+    /// against a central finite difference on the same batch.
+    @Test(arguments: [("residual.out", 3), ("residual.out", 40), ("block_a_bn.out", 7)])
+    func contributionIsTheLossDerivative(_ space: String, _ channel: Int) throws {
+        let folder = try TestEnvironment.temporaryFolder("prune-taylor")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // One batch holding the whole set, so sample order does not matter.
+        var data = try Self.dataset(samples: 16, inputShape: [3, 8, 8], classes: 10, seed: 8, in: folder)
+        data.batchSize = 16
+        let model = InteropTests.wideModel()
+        var dependencies = ChannelDependencies(graph: model.graph, exclude: [])
+        let contributions = try TaylorImportance.measure(
+            model, dependencies: dependencies, dataset: data, batches: 1, path: "stages[0]", progress: .silent)
+        let root = dependencies.root(try #require(dependencies.spaces[space]).base + channel)
+        var atoms: [(space: String, index: Int)] = []
+        for candidate in dependencies.spaces.values {
+            for index in 0..<candidate.count where dependencies.root(candidate.base + index) == root {
+                atoms.append((candidate.value, index))
+            }
+        }
+        let predicted = atoms.reduce(0.0) { $0 + Double(contributions.consumed[0][$1.space]?[$1.index] ?? 0) }
+
+        let target = try LossTarget(model: model, path: "stages[0]")
+        let reader = try DatasetReader(
+            source: DatasetSource(path: data.path, inputs: .single(key: "x"), labels: "y"),
+            expectedInputs: model.graph.runtimeInputs.compactMap(ExpectedInput.init))
+        let batch = try reader.batch(0..<16)
+        let slices = TaylorImportance.consumerSlices(model.graph, dependencies: dependencies)
+        func loss(_ factor: Float) throws -> Double {
+            var copy = model
+            for slice in slices {
+                for atom in atoms where atom.space == slice.space {
+                    let position = copy.graph.initializers.firstIndex { $0.name == slice.tensor }!
+                    copy.graph.initializers[position] = Self.scaled(copy.graph.initializers[position], axis: slice.axis, index: atom.index, by: factor)
+                }
+            }
+            let graph = try TrainingGraph(model: copy, target: target.value)
+            let output = try graph.forward(["input": TrainingTensor(batch.inputs["input"]!)!], phase: .inference)[graph.target]!
+            return try target.loss(output, labels: batch.labels!, samples: 16, path: "stages[0]").value
+        }
+        let step: Float = 0.05
+        // d/dε L(w·(1 + ε)) at 0 is Σ w·∂L/∂w over the scaled slices.
+        let measured = (try loss(1 + step) - loss(1 - step)) / Double(2 * step)
+        #expect(atoms.count > 1, "\(atoms)")
+        #expect(abs(measured) > 1e-4, "the check needs a loss that moves: \(measured)")
+        #expect(abs(predicted - measured) <= 0.02 * abs(measured) + 1e-4, "predicted \(predicted), finite difference \(measured)")
+    }
+
     @Test func stageOnAResidualConcatDepthwiseModelMatchesTheMaskedModel() throws {
         let folder = try TestEnvironment.temporaryFolder("prune-taylor")
         defer { try? FileManager.default.removeItem(at: folder) }
