@@ -30,7 +30,7 @@ public struct PruneStage: Stage {
         OptionSpec("granularity", .choice(["weight", "channel"]), default: .string("weight"),
                    help: "weight: zero individual weights; channel: remove whole output channels and shrink the graph"),
         OptionSpec("criterion", .choice(["l1", "l2", "bn_scale", "taylor"]), default: .string("l1"),
-                   help: "channel importance: filter L1 or L2 norm, BatchNormalization scale magnitude, or taylor: first-order change of the loss, (sum of w x dL/dw)^2 over batches of dataset"),
+                   help: "channel importance: filter L1 or L2 norm, BatchNormalization scale magnitude, or taylor: first-order loss change of removing the channel, (sum of w x dL/dw over the weights that read it)^2 averaged over batches of dataset (needs labels)"),
         OptionSpec("channel_ratio", .number, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true,
                    help: "fraction of the channels to remove in every dependency group of coupled layers (granularity channel)"),
         OptionSpec("target_macs", .number, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true,
