@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the C libraries nnpipe links (Debian/Ubuntu) when any is missing:
-# libprotobuf-c (ONNX), libhdf5 (Keras HDF5, datasets), OpenBLAS (GEMM), pkg-config.
+# libprotobuf-c (ONNX), libhdf5 (Keras HDF5, datasets), OpenBLAS (GEMM), zlib (the prune
+# report's gzip sizes; libhdf5-dev already pulls it in), pkg-config.
 set -euo pipefail
-packages=(pkg-config libprotobuf-c-dev libhdf5-dev libopenblas-dev)
+packages=(pkg-config libprotobuf-c-dev libhdf5-dev libopenblas-dev zlib1g-dev)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
