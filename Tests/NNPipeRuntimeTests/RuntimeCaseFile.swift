@@ -110,6 +110,32 @@ struct RuntimeCase {
     }
 }
 
+extension RuntimeCase {
+    /// Plan-time shape inference against a run: for every value the run produced, the inferred type
+    /// and shape must equal the real ones. Values inference could not tell are listed, not failed.
+    func shapeInferenceCheck() throws -> (checked: Int, mismatches: [String], unknown: [String]) {
+        let plan = try ExecutionPlan(model: model, threads: 1)
+        final class Seen: @unchecked Sendable { var values: [String: (DataType, [Int])] = [:] }
+        let seen = Seen()
+        let results = try plan.run(inputs: inputs, outputs: expected.map(\.name)) { name, value in
+            seen.values[name] = (value.dataType, value.shape)
+        }
+        for (name, value) in results { seen.values[name] = (value.dataType, value.shape) }
+        let inferred = try plan.inferShapes(inputShapes: inputs.mapValues(\.shape))
+        var mismatches: [String] = [], unknown: [String] = []
+        for (name, (type, shape)) in seen.values.sorted(by: { $0.key < $1.key }) {
+            guard let guess = inferred[name], let guessedShape = guess.shape else {
+                unknown.append(name)
+                continue
+            }
+            if guessedShape != shape || (guess.dataType != nil && guess.dataType != type) {
+                mismatches.append("'\(name)': inferred \(guess), ran \(type)\(shape)")
+            }
+        }
+        return (seen.values.count, mismatches, unknown)
+    }
+}
+
 enum Comparison {
     /// nil when `got` matches `want`: same type and shape, floats within tolerance, others exact.
     static func difference(_ got: RuntimeTensor, _ want: RuntimeTensor, relativeTolerance: Double, absoluteTolerance: Double) -> String? {

@@ -2,7 +2,8 @@ import Foundation
 import NNPipeCore
 
 /// Resize (opset 10 to current): nearest, linear and cubic over any axes, every
-/// coordinate_transformation_mode. Each output index reads a few weighted input taps per axis.
+/// coordinate_transformation_mode, antialiased downsampling. Each output index reads a few
+/// weighted input taps per axis.
 enum ResizeKernel {
     struct Settings: Sendable {
         var mode: String
@@ -14,9 +15,18 @@ enum ResizeKernel {
         var axes: [Int]?
         var aspectPolicy: String
         var scalesOnlyInput: Bool
+        /// Linear and cubic downsampling widen the filter by 1/scale (opset 18); nearest ignores it.
+        var antialias: Bool
     }
 
     static func resize(_ spec: inout NodeSpec) throws -> any Kernel {
+        let settings = try settings(&spec)
+        return ClosureKernel { inputs, _ in
+            try run(inputs, settings)
+        }
+    }
+
+    static func settings(_ spec: inout NodeSpec) throws -> Settings {
         let opset10 = spec.opset < 11
         let settings = Settings(
             mode: spec.string("mode", "nearest"),
@@ -27,7 +37,8 @@ enum ResizeKernel {
             extrapolation: spec.float("extrapolation_value", 0),
             axes: spec.ints("axes"),
             aspectPolicy: spec.string("keep_aspect_ratio_policy", "stretch"),
-            scalesOnlyInput: opset10)
+            scalesOnlyInput: opset10,
+            antialias: spec.int("antialias", 0) == 1)
         guard ["nearest", "linear", "cubic"].contains(settings.mode) else { throw spec.unsupported("mode '\(settings.mode)' is not supported") }
         let coordinateModes = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
                                "tf_half_pixel_for_nn", "tf_crop_and_resize"]
@@ -37,22 +48,26 @@ enum ResizeKernel {
         guard ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"].contains(settings.nearestMode) else {
             throw spec.unsupported("nearest_mode '\(settings.nearestMode)' is not supported")
         }
-        if spec.int("antialias", 0) == 1 { throw spec.unsupported("antialias=1 is not supported") }
-        return ClosureKernel { inputs, _ in
-            try run(inputs, settings)
-        }
+        return settings
     }
 
-    static func run(_ inputs: [RuntimeTensor?], _ settings: Settings) throws -> [RuntimeTensor?] {
-        let input = try inputs.required(0)
-        guard input.dataType == .float else { throw unsupportedType(input.dataType) }
-        let rank = input.rank
+    /// Output shape, per-axis scales and region of interest, from the roi/scales/sizes inputs
+    /// (input 0 is not read, so shape inference can call this with only the shape known).
+    struct Geometry {
+        var outputShape: [Int]
+        var scales: [Double]
+        var roiStart: [Double]
+        var roiEnd: [Double]
+    }
+
+    static func geometry(inputShape: [Int], _ inputs: [RuntimeTensor?], _ settings: Settings) throws -> Geometry {
+        let rank = inputShape.count
         let axes = try (settings.axes ?? Array(0..<rank)).map { try normalizedAxis($0, rank: rank) }
         let roiValues = settings.scalesOnlyInput ? [] : (inputs.optional(1).map { try? doubleValues($0) } ?? []) ?? []
         let scalesTensor = settings.scalesOnlyInput ? inputs.optional(1) : inputs.optional(2)
         let sizesTensor = settings.scalesOnlyInput ? nil : inputs.optional(3)
         var scales = [Double](repeating: 1, count: rank)
-        var outputShape = input.shape
+        var outputShape = inputShape
         var roiStart = [Double](repeating: 0, count: rank)
         var roiEnd = [Double](repeating: 1, count: rank)
         if roiValues.count == 2 * axes.count {
@@ -67,14 +82,14 @@ enum ResizeKernel {
             if settings.aspectPolicy == "stretch" {
                 for (position, axis) in axes.enumerated() {
                     outputShape[axis] = sizes[position]
-                    scales[axis] = Double(sizes[position]) / Double(input.shape[axis])
+                    scales[axis] = Double(sizes[position]) / Double(inputShape[axis])
                 }
             } else {
-                let ratios = axes.enumerated().map { Double($0.element == $0.element ? sizes[$0.offset] : 0) / Double(input.shape[$0.element]) }
+                let ratios = axes.enumerated().map { Double(sizes[$0.offset]) / Double(inputShape[$0.element]) }
                 let common = settings.aspectPolicy == "not_larger" ? ratios.min()! : ratios.max()!
                 for axis in axes {
                     scales[axis] = common
-                    outputShape[axis] = Int((common * Double(input.shape[axis]) + 0.5).rounded(.down))
+                    outputShape[axis] = Int((common * Double(inputShape[axis]) + 0.5).rounded(.down))
                 }
             }
         } else if let scalesTensor, scalesTensor.elementCount > 0 {
@@ -83,11 +98,21 @@ enum ResizeKernel {
             for (position, axis) in axes.enumerated() {
                 scales[axis] = given[position]
                 let extent = settings.coordinateMode == "tf_crop_and_resize" ? roiEnd[axis] - roiStart[axis] : 1
-                outputShape[axis] = Int((Double(input.shape[axis]) * extent * given[position]).rounded(.down))
+                outputShape[axis] = Int((Double(inputShape[axis]) * extent * given[position]).rounded(.down))
             }
         } else {
             throw KernelError("Resize needs scales or sizes")
         }
+        return Geometry(outputShape: outputShape, scales: scales, roiStart: roiStart, roiEnd: roiEnd)
+    }
+
+    static func run(_ inputs: [RuntimeTensor?], _ settings: Settings) throws -> [RuntimeTensor?] {
+        let input = try inputs.required(0)
+        guard input.dataType == .float else { throw unsupportedType(input.dataType) }
+        let rank = input.rank
+        let geometry = try geometry(inputShape: input.shape, inputs, settings)
+        let outputShape = geometry.outputShape, scales = geometry.scales
+        let roiStart = geometry.roiStart, roiEnd = geometry.roiEnd
 
         let strides = contiguousStrides(input.shape)
         // Per axis, per output index: the taps (input offset, weight); nil = extrapolate.
@@ -107,7 +132,10 @@ enum ResizeKernel {
                     axisTaps.append(nil)
                     continue
                 }
-                axisTaps.append(weights(coordinate, length: inputLength, settings: settings).filter { $0.1 != 0 }
+                let axisWeights = settings.antialias && settings.mode != "nearest" && scales[axis] < 1
+                    ? antialiasWeights(coordinate, length: inputLength, scale: scales[axis], settings: settings)
+                    : weights(coordinate, length: inputLength, settings: settings)
+                axisTaps.append(axisWeights.filter { $0.1 != 0 }
                     .map { ($0.0 * strides[axis], $0.1) })
             }
             taps.append(axisTaps)
@@ -205,5 +233,35 @@ enum ResizeKernel {
             }
             return taps.map { (clamp($0.0), $0.1) }
         }
+    }
+
+    /// Antialiased linear or cubic taps, as onnx's reference: the filter is stretched by 1/scale so
+    /// every input sample under the output pixel contributes, then normalised to sum to one.
+    /// The reference counts taps from `coordinate - ratio` with `ratio` in (0, 1]; so does this.
+    static func antialiasWeights(_ coordinate: Double, length: Int, scale: Double, settings: Settings) -> [(Int, Double)] {
+        let integral = coordinate.rounded(.down)
+        let ratio = coordinate == integral ? 1 : coordinate - integral
+        let base = Int(integral) - (coordinate == integral ? 1 : 0)
+        let linear = settings.mode == "linear"
+        let support = linear ? 1.0 : 2.0
+        let start = Int((-support / scale).rounded(.down)) + 1
+        let end = linear ? start + 2 - 2 * start : 2 - start
+        let a = settings.cubicCoefficient
+        func filter(_ x: Double) -> Double {
+            let x = abs(x)
+            if linear { return min(max(1 - x, 0), 1) }
+            if x <= 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+            if x < 2 { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a }
+            return 0
+        }
+        var taps = (start..<end).map { (base + $0, filter(scale * (Double($0) - ratio))) }
+        var total = taps.reduce(0) { $0 + $1.1 }
+        taps = taps.map { ($0.0, $0.1 / total) }
+        if settings.excludeOutside {
+            taps = taps.map { $0.0 < 0 || $0.0 >= length ? ($0.0, 0) : $0 }
+            total = taps.reduce(0) { $0 + $1.1 }
+            taps = taps.map { ($0.0, total == 0 ? 0 : $0.1 / total) }
+        }
+        return taps.map { (min(max($0.0, 0), length - 1), $0.1) }
     }
 }
