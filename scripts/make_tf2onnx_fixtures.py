@@ -70,6 +70,26 @@ def branchy_cnn():
     return keras.Model(inputs, outputs, name="branchy_cnn")
 
 
+def layout_cnn():
+    """Layers whose conversion moves data between layouts: padding, upsampling (Resize), cropping
+    (Slice), channel Concat, separable convs, a Reshape layer, max-global pooling, LayerNormalization."""
+    inputs = keras.layers.Input((8, 8, 1), name="images")
+    x = keras.layers.ZeroPadding2D(((1, 0), (0, 1)))(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    up = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
+    smooth = keras.layers.UpSampling2D(2, interpolation="bilinear")(x)
+    x = keras.layers.Concatenate(axis=-1)([up, smooth])
+    x = keras.layers.Cropping2D(((1, 0), (0, 1)))(x)
+    x = keras.layers.SeparableConv2D(16, 3, padding="valid", activation="tanh")(x)
+    x = keras.layers.LayerNormalization(axis=-1)(x)
+    pooled = keras.layers.GlobalMaxPooling2D()(x)
+    x = keras.layers.Reshape((-1, 4))(pooled)
+    x = keras.layers.Permute((2, 1))(x)
+    x = keras.layers.Flatten()(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="layout_cnn")
+
+
 def train(model, images, labels, epochs):
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=model.name == "branchy_cnn")
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss, metrics=["accuracy"])
@@ -83,7 +103,7 @@ def main():
     keras.utils.set_random_seed(0)
     train_images, train_labels, test_images, test_labels = digits()
     OUT.mkdir(parents=True, exist_ok=True)
-    for build, epochs in ((plain_cnn, 8), (branchy_cnn, 12)):
+    for build, epochs in ((plain_cnn, 8), (branchy_cnn, 12), (layout_cnn, 12)):
         model = train(build(), train_images, train_labels, epochs)
         keras_scores = model.predict(test_images, verbose=0)
         for opset, optimizers in CONVERSIONS:
