@@ -33,7 +33,8 @@ import Testing
         let model = try ONNXFormat().read(from: TestEnvironment.repositoryRoot.appendingPathComponent(path))
         let plan = try ExecutionPlan(model: model, threads: 1, batchSize: 3)
         let input = try #require(plan.inputs.first)
-        let shape = try #require(input.type.tensorShape?.compactMap(\.fixedValue))
+        let dimensions = try #require(input.type.tensorShape)
+        let shape = dimensions.compactMap(\.fixedValue)
         var generator = SeededGenerator(seed: 7)
         let values = (0..<shape.reduce(1, *)).map { _ in Float(generator.next() % 17) }
         final class Seen: @unchecked Sendable { var values: [String: (DataType, [Int])] = [:] }
