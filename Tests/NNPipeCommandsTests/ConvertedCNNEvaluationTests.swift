@@ -64,4 +64,24 @@ struct ConvertedCNNEvaluationTests {
         let worst = zip(ourValues, expectedValues).map { abs($0 - $1) - 1e-4 * abs($1) }.max() ?? 0
         #expect(worst <= 1e-5, "outputs differ beyond rtol 1e-4 / atol 1e-5 (excess \(worst))")
     }
+
+    /// The data fits the model's declared input ([N, features] is symbolic), but not its weights:
+    /// shape inference reports the MatMul before the first batch, with both shapes and the node.
+    @Test func evalReportsAShapeMismatchInsideTheModelBeforeRunning() throws {
+        let folder = try TestEnvironment.temporaryFolder("eval-shape")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("narrow.onnx")
+        let model = Model(
+            opsetImports: [OperatorSetID(domain: "", version: 13)],
+            graph: Graph(
+                nodes: [Node(name: "classifier", opType: "MatMul", inputs: ["x", "w"], outputs: ["scores"])],
+                inputs: [ValueInfo(name: "x", type: .tensor(elementType: .float, shape: [.symbolic("N"), .symbolic("features")]))],
+                outputs: [ValueInfo(name: "scores", type: .tensor(elementType: .float, shape: [.symbolic("N"), .fixed(10)]))],
+                initializers: [Tensor(name: "w", shape: [32, 10], values: [Float](repeating: 0.1, count: 320))]))
+        try Toolkit.standard.formats.write(model, to: path)
+        let run = CapturedRun(["eval", "-q", path.path, "--data", Example.data.path, "--inputs", "test/x", "--labels", "test/y"])
+        #expect(run.status != 0)
+        #expect(run.error.contains("node 'classifier' (op 'MatMul'"), "\(run.error)")
+        #expect(run.error.contains("[32, 64] × [32, 10]"), "\(run.error)")
+    }
 }
