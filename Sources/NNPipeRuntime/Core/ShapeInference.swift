@@ -26,9 +26,14 @@ public enum ShapeInference {
     /// enough for shape tensors, small enough that inference stays cheap next to a run.
     static let foldLimit = 4096
 
-    /// - Parameter inputShapes: the shape of every graph input that has no initializer.
+    /// - Parameters:
+    ///   - inputShapes: the shape of every graph input that has no initializer.
+    ///   - inputValues: graph inputs whose values are known before a run (shape arguments fed as
+    ///     inputs, as onnx's node tests do), so the shapes they decide can be inferred.
     /// - Throws: `NNPipeError(.invalidModel)` naming the node, op and shapes on the first incompatibility.
-    public static func infer(_ model: Model, inputShapes: [String: [Int]]) throws -> [String: InferredTensor] {
+    public static func infer(_ model: Model, inputShapes: [String: [Int]], inputValues: [String: RuntimeTensor] = [:]) throws
+        -> [String: InferredTensor]
+    {
         let graph = model.graph
         var opsets: [String: Int] = [:]
         for entry in model.opsetImports { opsets[entry.domain == "ai.onnx" ? "" : entry.domain] = Int(entry.version) }
@@ -57,6 +62,7 @@ public enum ShapeInference {
                 }
             }
             state.types[input.name] = InferredTensor(dataType: type, shape: shape)
+            if let value = inputValues[input.name], value.shape == shape, value.elementCount <= foldLimit { state.values[input.name] = value }
         }
         for node in graph.nodes {
             let domain = node.domain == "ai.onnx" ? "" : node.domain
