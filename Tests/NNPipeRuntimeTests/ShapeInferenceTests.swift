@@ -26,12 +26,17 @@ import Testing
         "Tests/Fixtures/tf2onnx/plain_cnn_opset13.onnx", "Tests/Fixtures/tf2onnx/plain_cnn_opset13_unoptimized.onnx",
         "Tests/Fixtures/tf2onnx/branchy_cnn_opset17.onnx", "Tests/Fixtures/tf2onnx/branchy_cnn_opset13_unoptimized.onnx",
         "Tests/Fixtures/tf2onnx/layout_cnn_opset13.onnx", "Tests/Fixtures/tf2onnx/layout_cnn_opset13_unoptimized.onnx",
+        // onnx's light models: real architectures whose weights are ConstantOfShape placeholders.
+        "Tests/Fixtures/onnx/light/light_squeezenet.onnx", "Tests/Fixtures/onnx/light/light_resnet50.onnx",
+        "Tests/Fixtures/onnx/light/light_densenet121.onnx", "Tests/Fixtures/onnx/light/light_inception_v2.onnx",
+        "Tests/Fixtures/onnx/light/light_shufflenet.onnx", "Tests/Fixtures/onnx/light/light_bvlc_alexnet.onnx",
     ]
 
     @Test(arguments: convertedModels)
     func convertedModelsInferAsTheyRun(_ path: String) throws {
         let model = try ONNXFormat().read(from: TestEnvironment.repositoryRoot.appendingPathComponent(path))
-        let plan = try ExecutionPlan(model: model, threads: 1, batchSize: 3)
+        let batchSize = path.contains("/light/") ? 1 : 3
+        let plan = try ExecutionPlan(model: model, threads: 2, batchSize: batchSize)
         let input = try #require(plan.inputs.first)
         let dimensions = try #require(input.type.tensorShape)
         let shape = dimensions.compactMap(\.fixedValue)
@@ -42,7 +47,7 @@ import Testing
         _ = try plan.run(inputs: [input.name: RuntimeTensor(shape: shape, floats: values)]) { name, value in
             seen.values[name] = (value.dataType, value.shape)
         }
-        let inferred = try plan.inferShapes(batchSize: 3)
+        let inferred = try plan.inferShapes(batchSize: batchSize)
         for (name, (type, ranShape)) in seen.values {
             let guess = try #require(inferred[name], "\(path): '\(name)' not inferred")
             #expect(guess.shape == ranShape && guess.dataType == type, "\(path): '\(name)' inferred \(guess), ran \(type)\(ranShape)")

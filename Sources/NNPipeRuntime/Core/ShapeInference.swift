@@ -84,9 +84,12 @@ public enum ShapeInference {
 
         mutating func infer(_ node: Node, domain: String, opset: Int) throws {
             let inputs = node.inputs.map { $0.isEmpty ? nil : types[$0] }
-            if try fold(node, domain: domain, opset: opset) { return }
             var rule = Rule(node: node, opset: opset, inputs: inputs, values: node.inputs.map { $0.isEmpty ? nil : values[$0] })
             let results = try domain == OperatorRegistry.machineLearningDomain ? rule.machineLearning() : rule.defaultDomain()
+            // Folds only what stays small: a ConstantOfShape of a weight's shape (onnx's light models)
+            // is the plan's to materialise, not inference's.
+            let small = results.allSatisfy { $0.shape.map { $0.reduce(1, *) <= ShapeInference.foldLimit } ?? true }
+            if small, try fold(node, domain: domain, opset: opset) { return }
             for (index, name) in node.outputs.enumerated() where !name.isEmpty {
                 types[name] = index < results.count ? results[index] : InferredTensor(dataType: nil, shape: nil)
             }

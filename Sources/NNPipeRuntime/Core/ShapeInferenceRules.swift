@@ -82,7 +82,7 @@ extension ShapeInference {
             switch op {
             case "Identity", "Clip", "Softmax", "LogSoftmax", "LRN", "InstanceNormalization", "Not", "BatchNormalization":
                 return [same()]
-            case "Dropout": return [same(), same(0, as: .bool)]
+            case "Dropout": return [same(), same(0, as: opset < 10 ? type(0) : .bool)]  // opsets 7 to 9: the mask has the input's type
             case "LayerNormalization":
                 guard let input = shape(0) else { return [same()] }
                 let start = try axis(attributeInt("axis", -1), rank: input.count)
