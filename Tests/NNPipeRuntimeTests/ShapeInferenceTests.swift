@@ -54,6 +54,52 @@ import Testing
         }
     }
 
+    /// Every committed ONNX fixture model the runtime can plan and run on inputs of its declared
+    /// shapes (symbolic dimensions 2; floats seeded, other types zero): inferred must equal ran.
+    @Test func onnxFixtureModelsInferAsTheyRun() throws {
+        let root = TestEnvironment.fixture("onnx")
+        var compared: [String] = []
+        for folder in ["pytorch-converted", "pytorch-operator", "simple"] {
+            let files = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(folder).path)
+            for file in files.sorted() where file.hasSuffix(".onnx") {
+                let label = "\(folder)/\(file)"
+                guard let model = try? ONNXFormat().read(from: root.appendingPathComponent(label)),
+                      let plan = try? ExecutionPlan(model: model, threads: 1)
+                else { continue }
+                var feeds: [String: RuntimeTensor] = [:]
+                var shapes: [String: [Int]] = [:]
+                var generator = SeededGenerator(seed: 3)
+                for input in plan.inputs {
+                    guard case .tensor(let type, let dimensions?) = input.type else { continue }
+                    let shape = dimensions.map { $0.fixedValue ?? 2 }
+                    shapes[input.name] = shape
+                    feeds[input.name] = type == .float
+                        ? RuntimeTensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in generator.nextUnit() - 0.5 })
+                        : RuntimeTensor(dataType: type, shape: shape, zeroed: true)
+                }
+                final class Seen: @unchecked Sendable { var values: [String: (DataType, [Int])] = [:] }
+                let seen = Seen()
+                guard feeds.count == plan.inputs.count,
+                      let results = try? plan.run(inputs: feeds, observe: { name, value in seen.values[name] = (value.dataType, value.shape) })
+                else { continue }
+                for (name, value) in results { seen.values[name] = (value.dataType, value.shape) }
+                let inferred: [String: InferredTensor]
+                do { inferred = try plan.inferShapes(inputShapes: shapes) } catch {
+                    Issue.record("\(label): inference threw \(error) on a model that runs")
+                    continue
+                }
+                for (name, (type, ranShape)) in seen.values {
+                    guard let guess = inferred[name], let shape = guess.shape else { continue }
+                    #expect(shape == ranShape && (guess.dataType ?? type) == type, "\(label): '\(name)' inferred \(guess), ran \(type)\(ranShape)")
+                }
+                compared.append(label)
+            }
+        }
+        print("shape inference compared with runs on \(compared.count) ONNX fixture models")
+        // Most of the PyTorch exports import opset 6, below the runtime's range, so few run.
+        #expect(compared.count >= 6, "only \(compared.count) fixture models ran")
+    }
+
     // MARK: Bad models: a clear error at plan time
 
     struct BadModel: CustomTestStringConvertible, Sendable {
