@@ -126,6 +126,6 @@ let package = Package(
             dependencies: [
                 "NNPipeTestKit", "NNPipeCore", "NNPipeRuntime", "NNPipeTraining", "StageFineTune", "NNPipeData", "NNPipeONNX",
             ]),
-        .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeTestKit", "NNPipeCommands", "NNPipeCore"]),
+        .testTarget(name: "NNPipeCommandsTests", dependencies: ["NNPipeTestKit", "NNPipeCommands", "NNPipeCore", "NNPipeData"]),
     ]
 )

@@ -70,6 +70,9 @@ public enum ModelEvaluation {
         let scored = try scoredOutput(model, requested: request.output)
         let expected = model.graph.runtimeInputs.compactMap(ExpectedInput.init)
         let reader = try DatasetReader(source: request.source, expectedInputs: expected)
+        // A shape problem inside the model (not only at its inputs) is reported before the first batch runs.
+        let batchShapes = reader.inputShapes.compactMapValues { $0.isEmpty ? nil : [min(request.batchSize, max(reader.sampleCount, 1))] + $0.dropFirst() }
+        _ = try plan.inferShapes(inputShapes: batchShapes)
 
         let wantsAccuracy = request.metrics.contains("accuracy") || request.metrics.contains("top_k_accuracy")
         let wantsError = request.metrics.contains("mse")

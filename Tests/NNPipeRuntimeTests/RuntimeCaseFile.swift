@@ -110,6 +110,36 @@ struct RuntimeCase {
     }
 }
 
+extension RuntimeCase {
+    /// Plan-time shape inference against a run: for every value the run produced, the inferred type
+    /// and shape must equal the real ones. Values inference could not tell are listed, not failed.
+    func shapeInferenceCheck() throws -> (checked: Int, mismatches: [String], unknown: [String]) {
+        let plan = try ExecutionPlan(model: model, threads: 1)
+        final class Seen: @unchecked Sendable { var values: [String: (DataType, [Int])] = [:] }
+        let seen = Seen()
+        let results = try plan.run(inputs: inputs, outputs: expected.map(\.name)) { name, value in
+            seen.values[name] = (value.dataType, value.shape)
+        }
+        for (name, value) in results { seen.values[name] = (value.dataType, value.shape) }
+        // Small inputs after the first (axes, shapes, sizes, pads as node tests feed them) count as known
+        // values, so the rules that depend on them are checked too; the data input never is.
+        let dataInput = model.graph.runtimeInputs.first?.name
+        let known = inputs.filter { $0.key != dataInput && $0.value.elementCount <= 64 }
+        let inferred = try ShapeInference.infer(model, inputShapes: inputs.mapValues(\.shape), inputValues: known)
+        var mismatches: [String] = [], unknown: [String] = []
+        for (name, (type, shape)) in seen.values.sorted(by: { $0.key < $1.key }) {
+            guard let guess = inferred[name], let guessedShape = guess.shape else {
+                unknown.append(name)
+                continue
+            }
+            if guessedShape != shape || (guess.dataType != nil && guess.dataType != type) {
+                mismatches.append("'\(name)': inferred \(guess), ran \(type)\(shape)")
+            }
+        }
+        return (seen.values.count, mismatches, unknown)
+    }
+}
+
 enum Comparison {
     /// nil when `got` matches `want`: same type and shape, floats within tolerance, others exact.
     static func difference(_ got: RuntimeTensor, _ want: RuntimeTensor, relativeTolerance: Double, absoluteTolerance: Double) -> String? {

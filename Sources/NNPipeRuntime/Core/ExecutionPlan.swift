@@ -116,6 +116,11 @@ public final class ExecutionPlan: @unchecked Sendable {
             fixed.type = .tensor(elementType: type, shape: [.fixed(batchSize)] + shape.dropFirst())
             return fixed
         }
+        // With every input shape known, shape problems are raised now rather than midway through a run.
+        if let batchSize {
+            let shapes = ShapeInference.declaredShapes(of: model, batchSize: batchSize)
+            if shapes.count == inputs.count { _ = try ShapeInference.infer(model, inputShapes: shapes) }
+        }
     }
 
     /// Runs the model on `inputs` (by graph input name).

@@ -2,7 +2,8 @@ import Foundation
 import NNPipeCore
 
 /// Resize (opset 10 to current): nearest, linear and cubic over any axes, every
-/// coordinate_transformation_mode. Each output index reads a few weighted input taps per axis.
+/// coordinate_transformation_mode, antialiased downsampling. Each output index reads a few
+/// weighted input taps per axis.
 enum ResizeKernel {
     struct Settings: Sendable {
         var mode: String
@@ -14,9 +15,18 @@ enum ResizeKernel {
         var axes: [Int]?
         var aspectPolicy: String
         var scalesOnlyInput: Bool
+        /// Linear and cubic downsampling widen the filter by 1/scale (opset 18); nearest ignores it.
+        var antialias: Bool
     }
 
     static func resize(_ spec: inout NodeSpec) throws -> any Kernel {
+        let settings = try settings(&spec)
+        return ClosureKernel { inputs, _ in
+            try run(inputs, settings)
+        }
+    }
+
+    static func settings(_ spec: inout NodeSpec) throws -> Settings {
         let opset10 = spec.opset < 11
         let settings = Settings(
             mode: spec.string("mode", "nearest"),
@@ -27,7 +37,8 @@ enum ResizeKernel {
             extrapolation: spec.float("extrapolation_value", 0),
             axes: spec.ints("axes"),
             aspectPolicy: spec.string("keep_aspect_ratio_policy", "stretch"),
-            scalesOnlyInput: opset10)
+            scalesOnlyInput: opset10,
+            antialias: spec.int("antialias", 0) == 1)
         guard ["nearest", "linear", "cubic"].contains(settings.mode) else { throw spec.unsupported("mode '\(settings.mode)' is not supported") }
         let coordinateModes = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
                                "tf_half_pixel_for_nn", "tf_crop_and_resize"]
@@ -37,22 +48,26 @@ enum ResizeKernel {
         guard ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"].contains(settings.nearestMode) else {
             throw spec.unsupported("nearest_mode '\(settings.nearestMode)' is not supported")
         }
-        if spec.int("antialias", 0) == 1 { throw spec.unsupported("antialias=1 is not supported") }
-        return ClosureKernel { inputs, _ in
-            try run(inputs, settings)
-        }
+        return settings
     }
 
-    static func run(_ inputs: [RuntimeTensor?], _ settings: Settings) throws -> [RuntimeTensor?] {
-        let input = try inputs.required(0)
-        guard input.dataType == .float else { throw unsupportedType(input.dataType) }
-        let rank = input.rank
+    /// Output shape, per-axis scales and region of interest, from the roi/scales/sizes inputs
+    /// (input 0 is not read, so shape inference can call this with only the shape known).
+    struct Geometry {
+        var outputShape: [Int]
+        var scales: [Double]
+        var roiStart: [Double]
+        var roiEnd: [Double]
+    }
+
+    static func geometry(inputShape: [Int], _ inputs: [RuntimeTensor?], _ settings: Settings) throws -> Geometry {
+        let rank = inputShape.count
         let axes = try (settings.axes ?? Array(0..<rank)).map { try normalizedAxis($0, rank: rank) }
         let roiValues = settings.scalesOnlyInput ? [] : (inputs.optional(1).map { try? doubleValues($0) } ?? []) ?? []
         let scalesTensor = settings.scalesOnlyInput ? inputs.optional(1) : inputs.optional(2)
         let sizesTensor = settings.scalesOnlyInput ? nil : inputs.optional(3)
         var scales = [Double](repeating: 1, count: rank)
-        var outputShape = input.shape
+        var outputShape = inputShape
         var roiStart = [Double](repeating: 0, count: rank)
         var roiEnd = [Double](repeating: 1, count: rank)
         if roiValues.count == 2 * axes.count {
@@ -67,14 +82,14 @@ enum ResizeKernel {
             if settings.aspectPolicy == "stretch" {
                 for (position, axis) in axes.enumerated() {
                     outputShape[axis] = sizes[position]
-                    scales[axis] = Double(sizes[position]) / Double(input.shape[axis])
+                    scales[axis] = Double(sizes[position]) / Double(inputShape[axis])
                 }
             } else {
-                let ratios = axes.enumerated().map { Double($0.element == $0.element ? sizes[$0.offset] : 0) / Double(input.shape[$0.element]) }
+                let ratios = axes.enumerated().map { Double(sizes[$0.offset]) / Double(inputShape[$0.element]) }
                 let common = settings.aspectPolicy == "not_larger" ? ratios.min()! : ratios.max()!
                 for axis in axes {
                     scales[axis] = common
-                    outputShape[axis] = Int((common * Double(input.shape[axis]) + 0.5).rounded(.down))
+                    outputShape[axis] = Int((common * Double(inputShape[axis]) + 0.5).rounded(.down))
                 }
             }
         } else if let scalesTensor, scalesTensor.elementCount > 0 {
@@ -83,62 +98,87 @@ enum ResizeKernel {
             for (position, axis) in axes.enumerated() {
                 scales[axis] = given[position]
                 let extent = settings.coordinateMode == "tf_crop_and_resize" ? roiEnd[axis] - roiStart[axis] : 1
-                outputShape[axis] = Int((Double(input.shape[axis]) * extent * given[position]).rounded(.down))
+                outputShape[axis] = Int((Double(inputShape[axis]) * extent * given[position]).rounded(.down))
             }
         } else {
             throw KernelError("Resize needs scales or sizes")
         }
+        return Geometry(outputShape: outputShape, scales: scales, roiStart: roiStart, roiEnd: roiEnd)
+    }
 
-        let strides = contiguousStrides(input.shape)
-        // Per axis, per output index: the taps (input offset, weight); nil = extrapolate.
-        var taps: [[[(Int, Double)]?]] = []
+    static func run(_ inputs: [RuntimeTensor?], _ settings: Settings) throws -> [RuntimeTensor?] {
+        let input = try inputs.required(0)
+        guard input.dataType == .float else { throw unsupportedType(input.dataType) }
+        let rank = input.rank
+        let geometry = try geometry(inputShape: input.shape, inputs, settings)
+        let outputShape = geometry.outputShape, scales = geometry.scales
+        let roiStart = geometry.roiStart, roiEnd = geometry.roiEnd
+
+        // Per axis, per output index: the taps (input index, weight); nil = extrapolate. An axis
+        // left as it is gets no taps at all and is skipped.
+        var taps: [[[(Int, Double)]?]?] = []
         for axis in 0..<rank {
             let inputLength = input.shape[axis]
             let outputLength = outputShape[axis]
+            if inputLength == outputLength && scales[axis] == 1 && settings.coordinateMode != "tf_crop_and_resize" {
+                taps.append(nil)
+                continue
+            }
             var axisTaps: [[(Int, Double)]?] = []
             for index in 0..<outputLength {
-                if inputLength == outputLength && scales[axis] == 1 && settings.coordinateMode != "tf_crop_and_resize" {
-                    axisTaps.append([(index * strides[axis], 1)])
-                    continue
-                }
                 let coordinate = sourceCoordinate(index, inputLength: inputLength, outputLength: outputLength, scale: scales[axis],
                                                   roiStart: roiStart[axis], roiEnd: roiEnd[axis], mode: settings.coordinateMode)
                 if settings.coordinateMode == "tf_crop_and_resize" && (coordinate < 0 || coordinate > Double(inputLength - 1)) {
                     axisTaps.append(nil)
                     continue
                 }
-                axisTaps.append(weights(coordinate, length: inputLength, settings: settings).filter { $0.1 != 0 }
-                    .map { ($0.0 * strides[axis], $0.1) })
+                let axisWeights = settings.antialias && settings.mode != "nearest" && scales[axis] < 1
+                    ? antialiasWeights(coordinate, length: inputLength, scale: scales[axis], settings: settings)
+                    : weights(coordinate, length: inputLength, settings: settings)
+                axisTaps.append(axisWeights.filter { $0.1 != 0 })
             }
             taps.append(axisTaps)
         }
-        let result = RuntimeTensor(dataType: .float, shape: outputShape)
-        input.withUnsafeBuffer(of: Float.self) { source in
-            result.withUnsafeMutableBuffer(of: Float.self) { output in
-                guard output.count > 0 else { return }
-                var index = [Int](repeating: 0, count: rank)
-                for position in 0..<output.count {
-                    var outside = false
-                    for axis in 0..<rank where taps[axis][index[axis]] == nil { outside = true }
-                    if outside {
-                        output[position] = settings.extrapolation
-                    } else {
-                        func accumulate(_ axis: Int, _ offset: Int, _ weight: Double) -> Double {
-                            if axis == rank { return weight * Double(source[offset]) }
-                            var total = 0.0
-                            for (tapOffset, tapWeight) in taps[axis][index[axis]]! {
-                                total += accumulate(axis + 1, offset + tapOffset, weight * tapWeight)
+        // The filter is a product of per-axis filters, so it runs one axis at a time (in Double, as
+        // onnx's reference sums): each pass reads a few taps per element instead of their product.
+        var current = input.floats.map(Double.init)
+        var currentShape = input.shape
+        for axis in 0..<rank {
+            guard let axisTaps = taps[axis] else { continue }
+            let outer = currentShape[..<axis].reduce(1, *), inner = currentShape[(axis + 1)...].reduce(1, *)
+            let inputLength = currentShape[axis], outputLength = outputShape[axis]
+            var next = [Double](repeating: 0, count: outer * outputLength * inner)
+            current.withUnsafeBufferPointer { source in
+                next.withUnsafeMutableBufferPointer { target in
+                    for block in 0..<outer {
+                        for (index, entry) in axisTaps.enumerated() {
+                            guard let entry else { continue }
+                            let destination = (block * outputLength + index) * inner
+                            for (tap, weight) in entry {
+                                let origin = (block * inputLength + tap) * inner
+                                for element in 0..<inner { target[destination + element] += weight * source[origin + element] }
                             }
-                            return total
                         }
-                        output[position] = Float(accumulate(0, 0, 1))
                     }
-                    var axis = rank - 1
-                    while axis >= 0 {
-                        index[axis] += 1
-                        if index[axis] < outputShape[axis] { break }
-                        index[axis] = 0
-                        axis -= 1
+                }
+            }
+            current = next
+            currentShape[axis] = outputLength
+        }
+        let result = RuntimeTensor(dataType: .float, shape: outputShape)
+        result.withUnsafeMutableBuffer(of: Float.self) { output in
+            for position in 0..<output.count { output[position] = Float(current[position]) }
+            // tf_crop_and_resize: an output outside the crop box on any axis takes extrapolation_value.
+            guard taps.contains(where: { $0?.contains(where: { $0 == nil }) == true }) else { return }
+            let strides = contiguousStrides(outputShape)
+            for position in 0..<output.count {
+                var remainder = position
+                for axis in 0..<rank {
+                    let index = remainder / strides[axis]
+                    remainder %= strides[axis]
+                    if let axisTaps = taps[axis], axisTaps[index] == nil {
+                        output[position] = settings.extrapolation
+                        break
                     }
                 }
             }
@@ -205,5 +245,35 @@ enum ResizeKernel {
             }
             return taps.map { (clamp($0.0), $0.1) }
         }
+    }
+
+    /// Antialiased linear or cubic taps, as onnx's reference: the filter is stretched by 1/scale so
+    /// every input sample under the output pixel contributes, then normalised to sum to one.
+    /// The reference counts taps from `coordinate - ratio` with `ratio` in (0, 1]; so does this.
+    static func antialiasWeights(_ coordinate: Double, length: Int, scale: Double, settings: Settings) -> [(Int, Double)] {
+        let integral = coordinate.rounded(.down)
+        let ratio = coordinate == integral ? 1 : coordinate - integral
+        let base = Int(integral) - (coordinate == integral ? 1 : 0)
+        let linear = settings.mode == "linear"
+        let support = linear ? 1.0 : 2.0
+        let start = Int((-support / scale).rounded(.down)) + 1
+        let end = linear ? start + 2 - 2 * start : 2 - start
+        let a = settings.cubicCoefficient
+        func filter(_ x: Double) -> Double {
+            let x = abs(x)
+            if linear { return min(max(1 - x, 0), 1) }
+            if x <= 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+            if x < 2 { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a }
+            return 0
+        }
+        var taps = (start..<end).map { (base + $0, filter(scale * (Double($0) - ratio))) }
+        var total = taps.reduce(0) { $0 + $1.1 }
+        taps = taps.map { ($0.0, $0.1 / total) }
+        if settings.excludeOutside {
+            taps = taps.map { $0.0 < 0 || $0.0 >= length ? ($0.0, 0) : $0 }
+            total = taps.reduce(0) { $0 + $1.1 }
+            taps = taps.map { ($0.0, total == 0 ? 0 : $0.1 / total) }
+        }
+        return taps.map { (min(max($0.0, 0), length - 1), $0.1) }
     }
 }
