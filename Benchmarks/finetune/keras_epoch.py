@@ -48,14 +48,25 @@ def cnn():
         keras.layers.Dropout(0.5), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch inside one fit call, as nnpipe's report history times its epochs."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
+
+
 for name, make in (("mlp", mlp), ("cnn", cnn)):
     model = make()
     model.compile(optimizer=keras.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy")
-    model.fit(x, y, batch_size=32, epochs=1, shuffle=True, verbose=0)  # compile and warm up
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        model.fit(x, y, batch_size=32, epochs=1, shuffle=True, verbose=0)
-        best = min(best, time.perf_counter() - started)
+    timer = EpochTimer()
+    # Six epochs in one fit; epoch 1 pays tracing/compilation, so the best of epochs 2-6 counts.
+    model.fit(x, y, batch_size=32, epochs=6, shuffle=True, verbose=0, callbacks=[timer])
+    best = min(timer.seconds[1:])
     print(json.dumps({"model": name, "framework": f"{'tf_keras' if os.environ.get('NNPIPE_KERAS') == 'tf_keras' else 'keras'} {keras.__version__} ({keras.backend.backend()})",
                       "threads": int(threads), "epoch_seconds": round(best, 4), "samples_per_second": round(len(x) / best)}))
