@@ -8,7 +8,8 @@ public struct NNPipeCommand: ParsableCommand {
         commandName: "nnpipe",
         abstract: "Compress and convert neural-network models (ONNX, Keras HDF5) from a JSON pipeline manifest.",
         discussion: """
-            Exit status: 0 success, 1 a stage or model operation failed, 2 bad usage or an invalid manifest.
+            Exit status: 0 success, 1 a stage or model operation failed, 2 bad usage or an invalid manifest,
+            130 stopped by Ctrl-C (a fine-tune keeps its best checkpoint; no later stage or export runs).
             Errors are printed as one line on standard error.
             """,
         version: NNPipeVersion.current,

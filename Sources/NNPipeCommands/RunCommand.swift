@@ -31,7 +31,12 @@ struct RunCommand: ParsableCommand {
             for line in runner.plan(loaded) { console.print("  " + line) }
             return
         }
-        let report = try runner.run(loaded)
+        InterruptSignal.install(runner.interruption)
+        let report: PipelineReport
+        do {
+            defer { InterruptSignal.restore() }
+            report = try runner.run(loaded)
+        }
         progress.finish()
         if json {
             console.print(JSONWriter.write(report.json))
@@ -41,7 +46,8 @@ struct RunCommand: ParsableCommand {
         }
         if let error = report.error {
             console.printError("error: \(error)")
-            throw CommandFailure(status: 1)
+            // 130 (128 + SIGINT), as shells report a command stopped by Ctrl-C.
+            throw CommandFailure(status: report.interrupted ? 130 : 1)
         }
     }
 }

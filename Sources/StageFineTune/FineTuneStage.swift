@@ -64,7 +64,32 @@ public struct FineTuneStage: Stage {
         parts.append(String(format: "%.0f samples/s", outcome.samplesPerSecond))
         var warnings: [String] = []
         if outcome.stoppedEarly { warnings.append("stopped early after epoch \(outcome.history.count); kept epoch \(outcome.bestEpoch ?? 0)") }
-        return StageResult(summary: parts.joined(separator: ", "), details: Self.details(outcome), warnings: warnings)
+        var details = Self.details(outcome)
+        var files: [String] = []
+        if let interruption = outcome.interruption {
+            let checkpoint = try Self.saveCheckpoint(model, context: context)
+            warnings.append(interruption.message + (checkpoint.map { " in \($0.path)" } ?? ""))
+            details.append(("interrupted", .string(interruption.message)))
+            if let checkpoint {
+                details.append(("checkpoint", .string(checkpoint.path)))
+                files.append(checkpoint.path)
+            }
+        }
+        return StageResult(summary: parts.joined(separator: ", "), details: details, warnings: warnings, files: files)
+    }
+
+    /// Ctrl-C ends the pipeline before its exports, so the kept weights go to
+    /// `<output_dir>/finetune-checkpoint.onnx` (ONNX holds every IR model; nnpipe reads it back as
+    /// a pipeline's `model`). Nil when this nnpipe has no ONNX writer.
+    static func saveCheckpoint(_ model: Model, context: StageContext) throws -> URL? {
+        guard let onnx = context.formats.format(named: "onnx") else { return nil }
+        let destination = context.outputDirectory.appendingPathComponent("finetune-checkpoint.onnx").standardizedFileURL
+        do {
+            try onnx.write(model, to: destination)
+        } catch let error as NNPipeError {
+            throw error.located(at: destination.path)
+        }
+        return destination
     }
 
     static func details(_ outcome: FineTuneOutcome) -> [(key: String, value: JSONValue)] {

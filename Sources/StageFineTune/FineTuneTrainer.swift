@@ -28,6 +28,33 @@ public struct FineTuneOutcome: Sendable {
     public var sparsity: Double?
     public var quantizedRanges: Int
     public var output: String
+    /// Set when Ctrl-C stopped training: where, and what was kept.
+    public var interruption: InterruptionRecord?
+}
+
+/// Where Ctrl-C stopped a run and which weights it kept.
+public struct InterruptionRecord: Sendable, Equatable {
+    /// 1-based epoch that was running.
+    public var epoch: Int
+    /// Optimiser steps taken in all.
+    public var step: Int
+    /// The validated epoch whose weights were kept; nil keeps the latest weights.
+    public var keptEpoch: Int?
+    public var keptValidationAccuracy: Double?
+    public var keptValidationLoss: Double?
+
+    /// The one line the stage prints and the report keeps.
+    public var message: String {
+        var kept = "keeping the latest weights (no validated epoch yet)"
+        if let keptEpoch {
+            if let accuracy = keptValidationAccuracy {
+                kept = String(format: "keeping best checkpoint (epoch %d, val acc %.2f%%)", keptEpoch, accuracy * 100)
+            } else {
+                kept = String(format: "keeping best checkpoint (epoch %d, val loss %.4f)", keptEpoch, keptValidationLoss ?? .nan)
+            }
+        }
+        return "interrupted after epoch \(epoch) step \(step); \(kept)"
+    }
 }
 
 /// The training loop: seeded shuffled batches, forward, loss, backward, optimiser step, masks,
@@ -64,7 +91,8 @@ struct FineTuneTrainer {
 
         var history: [EpochRecord] = []
         var step = 0
-        var best: (score: Double, epoch: Int, snapshot: Snapshot)?
+        var best: (score: Double, epoch: Int, accuracy: Double?, loss: Double, snapshot: Snapshot)?
+        var interruptedInEpoch: Int?
         var epochsWithoutImprovement = 0
         var stoppedEarly = false
         var trainedSamples = 0
@@ -105,6 +133,7 @@ struct FineTuneTrainer {
                 pruning.update(step: step, graph: graph)
                 pruning.apply(to: graph)
                 step += 1
+                if context.interruption.isRequested && step < totalSteps { interruptedInEpoch = epoch + 1 }
 
                 lossSum += loss.value * Double(batch.sampleCount)
                 correct += try correctCount(output, batch: batch, target: target)
@@ -114,35 +143,48 @@ struct FineTuneTrainer {
                 context.progress.update(
                     String(format: "epoch %d/%d step %d/%d loss %.4f %.0f samples/s", epoch + 1, epochs, step, totalSteps, lossSum / Double(seen), speed),
                     fraction: Double(step) / Double(totalSteps))
+                if interruptedInEpoch != nil { break }
             }
             var record = EpochRecord(
                 epoch: epoch + 1, steps: step, trainingLoss: lossSum / Double(max(seen, 1)),
                 trainingAccuracy: configuration.loss == .crossEntropy ? Double(correct) / Double(max(seen, 1)) : nil,
                 learningRate: rate, sparsity: pruning.isActive ? pruning.sparsity : nil,
                 samplesPerSecond: Double(seen) / max(Date().timeIntervalSince(epochStarted), 1e-9))
-            if let validation {
+            // A part-epoch is not validated: the user asked to stop, and best is judged on whole epochs.
+            if let validation, interruptedInEpoch == nil {
                 let (loss, accuracy) = try evaluate(graph, validation, expected: expected, target: target)
                 record.validationLoss = loss
                 record.validationAccuracy = accuracy
                 // Higher is better: accuracy for classification, negative loss for regression.
                 let score = accuracy ?? -loss
                 if best == nil || score > best!.score {
-                    best = (score, epoch + 1, Snapshot(graph))
+                    best = (score, epoch + 1, accuracy, loss, Snapshot(graph))
                     epochsWithoutImprovement = 0
                 } else {
                     epochsWithoutImprovement += 1
                 }
             }
             history.append(record)
+            if interruptedInEpoch != nil { break }
             if let patience = configuration.earlyStoppingPatience, epochsWithoutImprovement >= patience, step < totalSteps {
                 stoppedEarly = true
                 break
             }
         }
-        if let best, best.epoch != history.last?.epoch { best.snapshot.restore(graph) }
-        // Restored or stopped early, the result still ends at the schedule's final sparsity with every mask held.
-        pruning.finish(graph: graph)
-        pruning.apply(to: graph)
+        var interruption: InterruptionRecord?
+        if let epoch = interruptedInEpoch {
+            // Keep what training reached: the best validated weights (or the latest), the masks as
+            // they are; jumping to the schedule's final sparsity would be an untrained model.
+            if let best { best.snapshot.restore(graph) }
+            pruning.apply(to: graph)
+            interruption = InterruptionRecord(
+                epoch: epoch, step: step, keptEpoch: best?.epoch, keptValidationAccuracy: best?.accuracy, keptValidationLoss: best?.loss)
+        } else {
+            if let best, best.epoch != history.last?.epoch { best.snapshot.restore(graph) }
+            // Restored or stopped early, the result still ends at the schedule's final sparsity with every mask held.
+            pruning.finish(graph: graph)
+            pruning.apply(to: graph)
+        }
         let trainingSeconds = Date().timeIntervalSince(trainingStarted)
 
         graph.write(into: &model)
@@ -159,7 +201,7 @@ struct FineTuneTrainer {
             trainableTensors: graph.trainableNames.count,
             samplesPerSecond: Double(trainedSamples) / max(trainingSeconds, 1e-9),
             sparsity: pruning.isActive ? pruning.sparsity : nil, quantizedRanges: graph.activationRanges?.count ?? 0,
-            output: target.output)
+            output: target.output, interruption: interruption)
     }
 
     // MARK: Pieces

@@ -6,8 +6,9 @@ import Testing
 
 @testable import StageFineTune
 
-/// Epoch time of the finetune stage on the digits MLP and CNN; run by Benchmarks/finetune/run.sh
-/// in a release build (`NNPIPE_BENCHMARK=1`), skipped otherwise.
+/// Epoch time of the finetune stage on the digits MLP and CNN, in-process (`NNPIPE_BENCHMARK=1`
+/// in a release test build; skipped otherwise). Benchmarks/finetune/run.sh times the release
+/// binary instead, which needs no release build of the tests.
 @Suite("Fine-tune epoch benchmark", .enabled(if: ProcessInfo.processInfo.environment["NNPIPE_BENCHMARK"] != nil))
 struct FineTuneBenchmarkTests {
     @Test("epoch seconds", arguments: ["mlp", "cnn"])

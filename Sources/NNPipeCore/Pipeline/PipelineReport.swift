@@ -26,13 +26,15 @@ public struct PipelineReport: Sendable {
     public var stages: [StageEntry] = []
     public var totalSeconds: Double = 0
     public var error: String?
+    /// Stopped by Ctrl-C: the stages after the interrupted one (exports included) did not run.
+    public var interrupted = false
     public var succeeded: Bool { error == nil }
 
     public var json: JSONValue {
         var members: [(String, JSONValue)] = [
             ("nnpipe_version", .string(NNPipeVersion.current)),
             ("name", .string(name)),
-            ("status", .string(succeeded ? "ok" : "failed")),
+            ("status", .string(interrupted ? "interrupted" : succeeded ? "ok" : "failed")),
         ]
         if let manifestPath { members.append(("manifest", .string(manifestPath))) }
         members.append(("model", .object([

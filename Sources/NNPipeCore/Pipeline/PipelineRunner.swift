@@ -19,6 +19,8 @@ public struct PipelineRunner: Sendable {
     public var evaluator: (any ModelEvaluator)?
     /// False for in-memory pipelines such as `nnpipe convert`, which leave no report.json.
     public var writesReport = true
+    /// Ctrl-C: stages see it in their context; the runner starts no stage after it is raised.
+    public var interruption = Interruption()
 
     public init(
         registry: StageRegistry, formats: FormatRegistry, logger: Logger = Logger(label: "nnpipe"),
@@ -112,6 +114,10 @@ public struct PipelineRunner: Sendable {
         }
 
         for invocation in manifest.stages {
+            if interruption.isRequested {
+                stopInterrupted(&report, before: invocation)
+                break
+            }
             guard let descriptor = registry.descriptor(for: invocation.kind) else {
                 throw NNPipeError(.internalError, "stage kind '\(invocation.kind)' vanished from the registry", path: invocation.path)
             }
@@ -126,7 +132,7 @@ public struct PipelineRunner: Sendable {
                 logger: logger, progress: ProgressReporter { [progress] event in
                     progress.update("\(invocation.path) \(invocation.kind): \(event.message)", fraction: event.fraction)
                 },
-                stagePath: invocation.path, originalModel: original)
+                stagePath: invocation.path, originalModel: original, interruption: interruption)
             progress.update("\(invocation.path) \(invocation.kind)", fraction: nil)
             do {
                 let stage = try descriptor.make(invocation.options)
@@ -143,6 +149,12 @@ public struct PipelineRunner: Sendable {
                 entry.seconds = Date().timeIntervalSince(stageStart)
                 entry.after = ModelStatistics(model)
                 for warning in result.warnings { logger.warning("\(invocation.path) \(invocation.kind): \(warning)") }
+                // Interrupted: stop promptly, without scoring a model the user chose not to wait for.
+                if interruption.isRequested {
+                    report.stages.append(entry)
+                    stopInterrupted(&report, after: invocation)
+                    break
+                }
                 if invocation.kind != ExportStage.kind && invocation.kind != "evaluate" {
                     entry.evaluation = try evaluate(model, manifest: manifest, reference: original)
                 }
@@ -157,6 +169,16 @@ public struct PipelineRunner: Sendable {
         }
         try finish(&report, manifest: manifest, started: started)
         return report
+    }
+
+    /// Ctrl-C ends the run as a failure so no later stage or export writes a result the manifest did not ask for.
+    private func stopInterrupted(_ report: inout PipelineReport, before invocation: StageInvocation? = nil, after finished: StageInvocation? = nil) {
+        report.interrupted = true
+        if let finished {
+            report.error = "interrupted during \(finished.path) \(finished.kind); the stages after it did not run"
+        } else if let invocation {
+            report.error = "interrupted before \(invocation.path) \(invocation.kind); it and the stages after it did not run"
+        }
     }
 
     private func evaluate(_ model: Model, manifest: Manifest, reference: Model?) throws -> [(key: String, value: JSONValue)]? {

@@ -74,11 +74,14 @@ public struct StageContext: Sendable {
     public var stagePath: String
     /// The model as it was before the first stage (a teacher for distillation, a reference for fidelity).
     public var originalModel: Model?
+    /// Raised by Ctrl-C. A stage that runs for long polls it between steps and returns early with
+    /// a usable model (saying so in a warning); the runner stops after that stage either way.
+    public var interruption: Interruption
 
     public init(
         manifestDirectory: URL, outputDirectory: URL, datasets: [String: DatasetSpecification],
         formats: FormatRegistry, logger: Logger, progress: ProgressReporter, stagePath: String,
-        originalModel: Model? = nil
+        originalModel: Model? = nil, interruption: Interruption = Interruption()
     ) {
         self.manifestDirectory = manifestDirectory
         self.outputDirectory = outputDirectory
@@ -88,6 +91,7 @@ public struct StageContext: Sendable {
         self.progress = progress
         self.stagePath = stagePath
         self.originalModel = originalModel
+        self.interruption = interruption
     }
 
     /// The dataset a stage option names; the validator already checked it exists.

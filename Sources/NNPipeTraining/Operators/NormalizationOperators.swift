@@ -53,8 +53,13 @@ final class BatchNormalizationOperator: DifferentiableOperator {
         } else {
             runningUpdate = nil
         }
-        inverseDeviation = variance.map { 1 / ($0 + epsilon).squareRoot() }
-        normalized = [Float](repeating: 0, count: x.elementCount)
+        // Locals, stored once at the end: the class's properties pay an exclusivity check per element access.
+        let inverseDeviation = variance.map { 1 / ($0 + epsilon).squareRoot() }
+        var normalized = [Float](repeating: 0, count: x.elementCount)
+        defer {
+            self.inverseDeviation = inverseDeviation
+            self.normalized = normalized
+        }
         var output = normalized
         for image in 0..<x.shape[0] {
             for channel in 0..<channels {
@@ -78,6 +83,9 @@ final class BatchNormalizationOperator: DifferentiableOperator {
         let channels = x.shape[1]
         let spatial = x.shape[2...].reduce(1, *)
         let count = Float(x.shape[0] * spatial)
+        let normalized = self.normalized
+        let inverseDeviation = self.inverseDeviation
+        let usedBatchStatistics = self.usedBatchStatistics
         var gradientScale = [Float](repeating: 0, count: channels)
         var gradientBias = [Float](repeating: 0, count: channels)
         for image in 0..<x.shape[0] {

@@ -26,9 +26,12 @@ final class PoolingOperator: DifferentiableOperator {
 
     /// Calls `body(outputIndex, [inputIndex])` per output of one plane.
     private func windows(_ geometry: WindowGeometry, _ body: (Int, Int, [Int]) -> Void) {
+        // One tap list reused for every window: allocating one per output dominated training profiles.
+        var taps: [Int] = []
+        taps.reserveCapacity(geometry.kernelHeight * geometry.kernelWidth)
         for outputRow in 0..<geometry.outputHeight {
             for outputColumn in 0..<geometry.outputWidth {
-                var taps: [Int] = []
+                taps.removeAll(keepingCapacity: true)
                 var total = 0
                 for kernelRow in 0..<geometry.kernelHeight {
                     let row = outputRow * geometry.strideHeight - geometry.padTop + kernelRow * geometry.dilationHeight
@@ -52,7 +55,9 @@ final class PoolingOperator: DifferentiableOperator {
         let geometry = try geometry(x)
         let planes = x.shape[0] * x.shape[1]
         var output = [Float](repeating: 0, count: planes * geometry.outputSpatial)
-        winners = kind == .maximum ? [Int](repeating: -1, count: output.count) : []
+        // A local copy, stored once at the end: writing the class's property per element pays an exclusivity check each time.
+        var winners = kind == .maximum ? [Int](repeating: -1, count: output.count) : []
+        defer { self.winners = winners }
         for plane in 0..<planes {
             let inputBase = plane * geometry.inputSpatial
             let outputBase = plane * geometry.outputSpatial
