@@ -22,40 +22,96 @@ public struct Histogram: Sendable {
     /// Adds `values`: one pass for the batch's extremes, a re-bin if the range must grow, one pass to count.
     /// NaNs are skipped. - Complexity: O(n + bins).
     public mutating func add(_ values: UnsafeBufferPointer<Float>) {
-        guard let base = values.baseAddress, !values.isEmpty else { return }
-        var low = Float.infinity
-        var high = -Float.infinity
-        var index = 0
-        while index < values.count {
-            let value = base[index]
-            if value < low { low = value }
-            if value > high { high = value }
-            index &+= 1
-        }
-        guard low <= high else { return }  // all NaN
-        minimum = min(minimum, low)
-        maximum = max(maximum, high)
+        guard !values.isEmpty else { return }
+        let extremes = Self.extremes(values)
+        guard extremes.minimum <= extremes.maximum else { return }  // all NaN
+        minimum = min(minimum, extremes.minimum)
+        maximum = max(maximum, extremes.maximum)
         let magnitude = max(abs(minimum), abs(maximum), Float.leastNormalMagnitude)
         let newLower: Float = minimum < 0 ? -magnitude : 0
         if magnitude > upper || newLower < lower { grow(lower: newLower, upper: magnitude) }
+        // The vector path converts without checks, so it takes only finite batches in a finite range.
+        let vectorSafe = !extremes.hasNaN && extremes.minimum.isFinite && extremes.maximum.isFinite && upper.isFinite
+        count(values, vectorized: vectorSafe)
+        total += Double(values.count)
+    }
 
-        let scale = Float(bins) / (upper - lower)
-        let last = bins - 1
-        counts.withUnsafeMutableBufferPointer { counts in
-            let countBase = counts.baseAddress!
+    /// Smallest and largest non-NaN value, eight lanes at a time (a select, so NaN lanes never win).
+    /// - Complexity: O(n).
+    static func extremes(_ values: UnsafeBufferPointer<Float>) -> (minimum: Float, maximum: Float, hasNaN: Bool) {
+        let base = values.baseAddress!
+        var low = SIMD8<Float>(repeating: .infinity)
+        var high = SIMD8<Float>(repeating: -.infinity)
+        var nanLanes = SIMDMask<SIMD8<Int32>>()
+        var index = 0
+        let vectorEnd = values.count & ~7
+        while index < vectorEnd {
+            let vector = UnsafeRawPointer(base + index).loadUnaligned(as: SIMD8<Float>.self)
+            low.replace(with: vector, where: vector .< low)
+            high.replace(with: vector, where: vector .> high)
+            nanLanes .|= vector .!= vector
+            index &+= 8
+        }
+        var minimum = low.min()
+        var maximum = high.max()
+        var hasNaN = any(nanLanes)
+        while index < values.count {
+            let value = base[index]
+            if value < minimum { minimum = value }
+            if value > maximum { maximum = value }
+            if value != value { hasNaN = true }
+            index &+= 1
+        }
+        return (minimum, maximum, hasNaN)
+    }
+
+    /// Bin indices eight at a time, counted into four interleaved integer tables so that runs of the
+    /// same bin (the zeros after a Relu) do not wait on each other's stores; merged once per batch.
+    private mutating func count(_ values: UnsafeBufferPointer<Float>, vectorized: Bool) {
+        let base = values.baseAddress!
+        let binCount = bins
+        let lower = self.lower
+        let scale = Float(binCount) / (upper - lower)
+        let last = Float(binCount - 1)
+        var tables = [UInt32](repeating: 0, count: 4 * binCount)
+        tables.withUnsafeMutableBufferPointer { tables in
+            let table = tables.baseAddress!
             var index = 0
+            if vectorized {
+                let vectorEnd = values.count & ~7
+                let lowerVector = SIMD8<Float>(repeating: lower)
+                let scaleVector = SIMD8<Float>(repeating: scale)
+                let zero = SIMD8<Float>(repeating: 0)
+                let lastVector = SIMD8<Float>(repeating: last)
+                while index < vectorEnd {
+                    let vector = UnsafeRawPointer(base + index).loadUnaligned(as: SIMD8<Float>.self)
+                    let position = ((vector - lowerVector) * scaleVector).clamped(lowerBound: zero, upperBound: lastVector)
+                    let bin = SIMD8<Int32>(position, rounding: .towardZero)
+                    table[Int(bin[0])] &+= 1
+                    table[binCount &+ Int(bin[1])] &+= 1
+                    table[2 &* binCount &+ Int(bin[2])] &+= 1
+                    table[3 &* binCount &+ Int(bin[3])] &+= 1
+                    table[Int(bin[4])] &+= 1
+                    table[binCount &+ Int(bin[5])] &+= 1
+                    table[2 &* binCount &+ Int(bin[6])] &+= 1
+                    table[3 &* binCount &+ Int(bin[7])] &+= 1
+                    index &+= 8
+                }
+            }
             while index < values.count {
                 let value = base[index]
-                if value == value {
-                    var bin = Int((value - lower) * scale)
-                    if bin > last { bin = last }
-                    if bin < 0 { bin = 0 }
-                    countBase[bin] += 1
-                }
                 index &+= 1
+                let position = min(max((value - lower) * scale, 0), last)
+                guard position == position else { continue }  // NaN, or ∞ in an infinite range
+                table[Int(position)] &+= 1
             }
         }
-        total += Double(values.count)
+        counts.withUnsafeMutableBufferPointer { counts in
+            for bin in 0..<binCount {
+                let sum = UInt64(tables[bin]) + UInt64(tables[binCount + bin]) + UInt64(tables[2 * binCount + bin]) + UInt64(tables[3 * binCount + bin])
+                if sum != 0 { counts[bin] += Double(sum) }
+            }
+        }
     }
 
     /// Moves counts into a wider range, splitting each old bin over the new bins it overlaps.
