@@ -41,12 +41,21 @@ public enum ThresholdSearch {
     /// level Q is constant, so Σ p·log(p/q) over the level is (Σ c·log c − S·log(S/n)) / T plus a
     /// term shared by all bins, where S is the level's mass, n its non-empty bins and T the total.
     /// Only the last kept bin, which holds the folded outliers, is corrected on its own.
-    /// - Complexity: O(bins²) additions and O(bins · quantizedBins) logarithms.
+    /// - Complexity: O(bins · quantizedBins), logarithms included.
     public static func entropy(_ histogram: Histogram, quantizedBins: Int = 128) -> Float {
         let (counts, width) = histogram.magnitudes()
         let bins = counts.count
         guard histogram.total > 0, bins > quantizedBins else { return Float(bins) * width }
         let terms = counts.map { $0 > 0 ? $0 * log($0) : 0 }
+        // Prefix sums make each level's mass, c·log c sum and non-empty count O(1).
+        var massPrefix = [Double](repeating: 0, count: bins + 1)
+        var termPrefix = [Double](repeating: 0, count: bins + 1)
+        var nonEmptyPrefix = [Int](repeating: 0, count: bins + 1)
+        for index in 0..<bins {
+            massPrefix[index + 1] = massPrefix[index] + counts[index]
+            termPrefix[index + 1] = termPrefix[index] + terms[index]
+            nonEmptyPrefix[index + 1] = nonEmptyPrefix[index] + (counts[index] != 0 ? 1 : 0)
+        }
         var suffix = [Double](repeating: 0, count: bins + 1)
         for index in stride(from: bins - 1, through: 0, by: -1) { suffix[index] = suffix[index + 1] + counts[index] }
         let total = suffix[0]
@@ -56,10 +65,8 @@ public enum ThresholdSearch {
         var bestIndex = bins
         counts.withUnsafeBufferPointer { counts in
             terms.withUnsafeBufferPointer { terms in
-                var kept = 0.0
-                for index in 0..<(quantizedBins - 1) { kept += counts[index] }
                 for threshold in quantizedBins...bins {
-                    kept += counts[threshold - 1]
+                    let kept = massPrefix[threshold]
                     guard kept > 0 else { continue }
                     let outliers = suffix[threshold]
                     let lastCount = counts[threshold - 1]
@@ -71,20 +78,12 @@ public enum ThresholdSearch {
                     for level in 0..<quantizedBins {
                         let start = Int((Double(level) * merge).rounded(.down))
                         let end = level == quantizedBins - 1 ? threshold : Int((Double(level + 1) * merge).rounded(.down))
-                        var sum = 0.0
-                        var levelTerms = 0.0
-                        var nonEmpty = 0
-                        var index = start
-                        while index < end {
-                            let count = counts[index]
-                            sum += count
-                            levelTerms += terms[index]
-                            if count != 0 { nonEmpty &+= 1 }
-                            index &+= 1
-                        }
+                        let nonEmpty = nonEmptyPrefix[end] - nonEmptyPrefix[start]
                         guard nonEmpty > 0 else { continue }
+                        let sum = massPrefix[end] - massPrefix[start]
+                        guard sum > 0 else { continue }  // only fractional re-binned crumbs, lost to rounding
                         let logShare = log(sum / Double(nonEmpty))
-                        weighted += levelTerms - sum * logShare
+                        weighted += (termPrefix[end] - termPrefix[start]) - sum * logShare
                         if level == quantizedBins - 1 { lastShare = logShare }
                     }
                     if outliers > 0 {

@@ -249,3 +249,55 @@ import Testing
         print("skl2onnx MLP: \(result.summary); labels agree with float on \(QuantizeFixtures.agreement(floatLabels.map { Int($0) }, quantizedLabels.map { Int($0) }))")
     }
 }
+
+@Suite struct QDQFusionTests {
+    struct FusionCase: CustomTestStringConvertible, Sendable {
+        var label: String
+        var fixture: String
+        var options: [String: JSONValue]
+        /// Op counts after fusion, as in onnxruntime's optimised graph of the same file.
+        var expected: [String: Int]
+        var testDescription: String { label }
+    }
+
+    static let cases: [FusionCase] = [
+        FusionCase(label: "CNN static QDQ: two QLinearConv and a QGemm", fixture: "cnn",
+                   options: ["weights": .string("int8"), "activations": .string("uint8"), "per_channel": .bool(true)],
+                   expected: ["QLinearConv": 2, "com.microsoft:QGemm": 1, "QuantizeLinear": 2, "DequantizeLinear": 2, "Flatten": 1]),
+        FusionCase(label: "MLP static QDQ: two QLinearMatMul, float Add and Relu stay", fixture: "mlp",
+                   options: ["weights": .string("int8"), "activations": .string("uint8")],
+                   expected: ["QLinearMatMul": 2, "QuantizeLinear": 2, "DequantizeLinear": 2, "Add": 2, "Relu": 1]),
+        FusionCase(label: "CNN int16 activations: not fused (onnxruntime fuses 8-bit only)", fixture: "cnn",
+                   options: ["weights": .string("int8"), "activations": .string("int16"), "per_channel": .bool(true)],
+                   expected: ["Conv": 2, "Gemm": 1, "QuantizeLinear": 5, "DequantizeLinear": 11, "Flatten": 1]),
+    ]
+
+    @Test("QDQ groups fuse as in onnxruntime's default session", arguments: cases)
+    func fusesLikeOnnxruntime(_ example: FusionCase) throws {
+        var model = try QuantizeFixtures.model(example.fixture)
+        _ = try QuantizeFixtures.calibrate(&model, fixture: example.fixture)
+        _ = try QuantizeFixtures.quantize(&model, example.options)
+        let fused = QDQFusion.fuse(model)
+        #expect(ModelStatistics(fused).operatorHistogram == example.expected)
+        try GraphCheck.validate(fused)
+    }
+
+    /// A file quantised by onnxruntime's own quantize_static, not by nnpipe: the fusion must read
+    /// its placement too (Relu kept before Q, its own names and zero points).
+    @Test("onnxruntime's own QDQ file: nnpipe predicts what the default session predicts", arguments: ["per-tensor", "per-channel"])
+    func onnxruntimeQuantisedFile(granularity: String) throws {
+        let folder = try TestEnvironment.temporaryFolder("quantize-reference")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("onnxruntime.onnx")
+        guard let made = try runFixtureScript(["reference-qdq", TestEnvironment.fixture("quantize/cnn.onnx").path, QuantizeFixtures.inputs("cnn").path, file.path, granularity]) else { return }
+        try #require(made.status == 0, "\(made.standardError.suffix(1000))")
+        let model = try ONNXFormat().read(from: file)
+        let ours = try QuantizeFixtures.runtimeOutput(model, fixture: "cnn")
+        guard let (reference, _, _, facts) = try QuantizeFixtures.onnxruntimeOutput(model, fixture: "cnn") else { return }
+        let disagreements = QuantizeFixtures.disagreements(QuantizeFixtures.predictions(reference, classes: 10), QuantizeFixtures.predictions(ours, classes: 10))
+        let difference = zip(reference, ours).map { abs($0 - $1) }.max() ?? 0
+        print("onnxruntime-quantised CNN (\(granularity)): \(facts); default session difference \(difference), disagreements \(disagreements)")
+        #expect(disagreements == 0)
+        #expect(difference <= 1e-4 * (reference.map(abs).max() ?? 1))
+    }
+}
