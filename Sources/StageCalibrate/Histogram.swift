@@ -31,8 +31,8 @@ public struct Histogram: Sendable {
         let newLower: Float = minimum < 0 ? -magnitude : 0
         if magnitude > upper || newLower < lower { grow(lower: newLower, upper: magnitude) }
         // The fast path skips the NaN check, so it takes only finite batches in a finite range.
-        let vectorSafe = !extremes.hasNaN && extremes.minimum.isFinite && extremes.maximum.isFinite && upper.isFinite
-        count(values, vectorized: vectorSafe)
+        let finite = !extremes.hasNaN && extremes.minimum.isFinite && extremes.maximum.isFinite && upper.isFinite
+        count(values, finite: finite)
         total += Double(values.count)
     }
 
@@ -68,7 +68,7 @@ public struct Histogram: Sendable {
     /// Counts into two interleaved integer tables, four values per step, so that runs of the same bin
     /// (the zeros after a Relu) do not wait on each other's stores; merged into `counts` once per batch.
     /// A scalar loop: measured 2.8 ns a value against 5.4 for an 8-lane SIMD version (swiftc -O, this machine).
-    private mutating func count(_ values: UnsafeBufferPointer<Float>, vectorized fast: Bool) {
+    private mutating func count(_ values: UnsafeBufferPointer<Float>, finite fast: Bool) {
         let base = values.baseAddress!
         let binCount = bins
         let lower = self.lower
