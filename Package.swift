@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "StageQuantizeTests",
             dependencies: [
-                "NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime", "NNPipeONNX",
+                "NNPipeTestKit", "NNPipeCore", "StageQuantize", "StageCalibrate", "NNPipeRuntime", "NNPipeONNX", "NNPipeKeras",
                 "NNPipeData", .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(

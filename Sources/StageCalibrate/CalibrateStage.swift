@@ -67,10 +67,13 @@ public struct CalibrateStage: Stage {
             context.progress.update("calibrating (\(settings.method.rawValue)): \(seen) of \(reader.sampleCount) samples", fraction: Double(seen) / Double(reader.sampleCount))
         }
 
+        // The threshold searches are independent and O(bins²) each: run them on all cores.
+        let searched = targets.filter { !nonFloat.contains($0) }
+        let ranges = RangeCollector.ranges(searched.map { collectors[$0]! })
         var rows: [JSONValue] = []
         var recorded = 0
-        for name in targets where !nonFloat.contains(name) {
-            guard let collector = collectors[name], let range = collector.range() else { continue }
+        for (name, range) in zip(searched, ranges) {
+            guard let collector = collectors[name], let range else { continue }
             model.annotations.calibrationRanges[name] = range
             recorded += 1
             var row: [(String, JSONValue)] = [("tensor", .string(name)), ("lower", .number(Double(range.lower))), ("upper", .number(Double(range.upper)))]

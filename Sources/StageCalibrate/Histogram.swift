@@ -22,40 +22,90 @@ public struct Histogram: Sendable {
     /// Adds `values`: one pass for the batch's extremes, a re-bin if the range must grow, one pass to count.
     /// NaNs are skipped. - Complexity: O(n + bins).
     public mutating func add(_ values: UnsafeBufferPointer<Float>) {
-        guard let base = values.baseAddress, !values.isEmpty else { return }
-        var low = Float.infinity
-        var high = -Float.infinity
-        var index = 0
-        while index < values.count {
-            let value = base[index]
-            if value < low { low = value }
-            if value > high { high = value }
-            index &+= 1
-        }
-        guard low <= high else { return }  // all NaN
-        minimum = min(minimum, low)
-        maximum = max(maximum, high)
+        guard !values.isEmpty else { return }
+        let extremes = Self.extremes(values)
+        guard extremes.minimum <= extremes.maximum else { return }  // all NaN
+        minimum = min(minimum, extremes.minimum)
+        maximum = max(maximum, extremes.maximum)
         let magnitude = max(abs(minimum), abs(maximum), Float.leastNormalMagnitude)
         let newLower: Float = minimum < 0 ? -magnitude : 0
         if magnitude > upper || newLower < lower { grow(lower: newLower, upper: magnitude) }
+        // The fast path skips the NaN check, so it takes only finite batches in a finite range.
+        let finite = !extremes.hasNaN && extremes.minimum.isFinite && extremes.maximum.isFinite && upper.isFinite
+        count(values, finite: finite)
+        total += Double(values.count)
+    }
 
-        let scale = Float(bins) / (upper - lower)
-        let last = bins - 1
-        counts.withUnsafeMutableBufferPointer { counts in
-            let countBase = counts.baseAddress!
+    /// Smallest and largest non-NaN value, eight lanes at a time (a select, so NaN lanes never win).
+    /// - Complexity: O(n).
+    static func extremes(_ values: UnsafeBufferPointer<Float>) -> (minimum: Float, maximum: Float, hasNaN: Bool) {
+        let base = values.baseAddress!
+        var low = SIMD8<Float>(repeating: .infinity)
+        var high = SIMD8<Float>(repeating: -.infinity)
+        var nanLanes = SIMDMask<SIMD8<Int32>>()
+        var index = 0
+        let vectorEnd = values.count & ~7
+        while index < vectorEnd {
+            let vector = UnsafeRawPointer(base + index).loadUnaligned(as: SIMD8<Float>.self)
+            low.replace(with: vector, where: vector .< low)
+            high.replace(with: vector, where: vector .> high)
+            nanLanes .|= vector .!= vector
+            index &+= 8
+        }
+        var minimum = low.min()
+        var maximum = high.max()
+        var hasNaN = any(nanLanes)
+        while index < values.count {
+            let value = base[index]
+            if value < minimum { minimum = value }
+            if value > maximum { maximum = value }
+            if value != value { hasNaN = true }
+            index &+= 1
+        }
+        return (minimum, maximum, hasNaN)
+    }
+
+    /// Counts into two interleaved integer tables, four values per step, so that runs of the same bin
+    /// (the zeros after a Relu) do not wait on each other's stores; merged into `counts` once per batch.
+    /// A scalar loop: measured 2.8 ns a value against 5.4 for an 8-lane SIMD version (swiftc -O, this machine).
+    private mutating func count(_ values: UnsafeBufferPointer<Float>, finite fast: Bool) {
+        let base = values.baseAddress!
+        let binCount = bins
+        let lower = self.lower
+        let scale = Float(binCount) / (upper - lower)
+        let last = Float(binCount - 1)
+        var tables = [UInt32](repeating: 0, count: 2 * binCount)
+        tables.withUnsafeMutableBufferPointer { tables in
+            let table = tables.baseAddress!
             var index = 0
+            if fast {
+                let end = values.count & ~3
+                while index < end {
+                    let first = min(max((base[index] - lower) * scale, 0), last)
+                    let second = min(max((base[index + 1] - lower) * scale, 0), last)
+                    let third = min(max((base[index + 2] - lower) * scale, 0), last)
+                    let fourth = min(max((base[index + 3] - lower) * scale, 0), last)
+                    table[Int(first)] &+= 1
+                    table[binCount &+ Int(second)] &+= 1
+                    table[Int(third)] &+= 1
+                    table[binCount &+ Int(fourth)] &+= 1
+                    index &+= 4
+                }
+            }
             while index < values.count {
                 let value = base[index]
-                if value == value {
-                    var bin = Int((value - lower) * scale)
-                    if bin > last { bin = last }
-                    if bin < 0 { bin = 0 }
-                    countBase[bin] += 1
-                }
                 index &+= 1
+                let position = min(max((value - lower) * scale, 0), last)
+                guard position == position else { continue }  // NaN, or ∞ in an infinite range
+                table[Int(position)] &+= 1
             }
         }
-        total += Double(values.count)
+        counts.withUnsafeMutableBufferPointer { counts in
+            for bin in 0..<binCount {
+                let sum = UInt64(tables[bin]) + UInt64(tables[binCount + bin])
+                if sum != 0 { counts[bin] += Double(sum) }
+            }
+        }
     }
 
     /// Moves counts into a wider range, splitting each old bin over the new bins it overlaps.

@@ -1,3 +1,4 @@
+import Dispatch
 import NNPipeCore
 
 /// Accumulates one tensor's values batch by batch in constant memory and turns them into a range.
@@ -40,17 +41,7 @@ public struct RangeCollector: Sendable {
             batches += 1
             return
         }
-        var low = Float.infinity
-        var high = -Float.infinity
-        if let base = values.baseAddress {
-            var index = 0
-            while index < values.count {
-                let value = base[index]
-                if value < low { low = value }
-                if value > high { high = value }
-                index &+= 1
-            }
-        }
+        let (low, high, _) = Histogram.extremes(values)
         guard low <= high else { return }
         if let constant = settings.movingAverage, batches > 0 {
             // onnxruntime's moving average: old + c · (batch − old).
@@ -92,6 +83,18 @@ public struct RangeCollector: Sendable {
         case .mse:
             return symmetricRange(ThresholdSearch.meanSquaredError(histogram), histogram)
         }
+    }
+
+    /// `range()` of each collector, computed concurrently.
+    public static func ranges(_ collectors: [RangeCollector]) -> [ValueRange?] {
+        // Each iteration writes only its own slot.
+        nonisolated(unsafe) let results = UnsafeMutableBufferPointer<ValueRange?>.allocate(capacity: collectors.count)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: collectors.count) { index in
+            results[index] = collectors[index].range()
+        }
+        return Array(results)
     }
 
     /// [−t, t] for signed data, [min(0, …), t] for non-negative data; never wider than what was seen.

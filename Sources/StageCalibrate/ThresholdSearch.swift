@@ -36,65 +36,65 @@ public enum ThresholdSearch {
     /// threshold bin i (from `quantizedBins` up), clip the outliers into bin i−1, quantise the kept
     /// bins into `quantizedBins` levels, expand back over the non-empty bins, and keep the i with
     /// the smallest KL(P‖Q). Returns the threshold magnitude.
-    /// - Complexity: O(bins²).
+    ///
+    /// Every candidate is evaluated (the real search), but without a logarithm per bin: within a
+    /// level Q is constant, so Σ p·log(p/q) over the level is (Σ c·log c − S·log(S/n)) / T plus a
+    /// term shared by all bins, where S is the level's mass, n its non-empty bins and T the total.
+    /// Only the last kept bin, which holds the folded outliers, is corrected on its own.
+    /// - Complexity: O(bins · quantizedBins), logarithms included.
     public static func entropy(_ histogram: Histogram, quantizedBins: Int = 128) -> Float {
         let (counts, width) = histogram.magnitudes()
         let bins = counts.count
         guard histogram.total > 0, bins > quantizedBins else { return Float(bins) * width }
-        var bestDivergence = Double.infinity
-        var bestIndex = bins
-        var reference = [Double](repeating: 0, count: bins)
-        var expanded = [Double](repeating: 0, count: bins)
+        let terms = counts.map { $0 > 0 ? $0 * log($0) : 0 }
+        // Prefix sums make each level's mass, c·log c sum and non-empty count O(1).
+        var massPrefix = [Double](repeating: 0, count: bins + 1)
+        var termPrefix = [Double](repeating: 0, count: bins + 1)
+        var nonEmptyPrefix = [Int](repeating: 0, count: bins + 1)
+        for index in 0..<bins {
+            massPrefix[index + 1] = massPrefix[index] + counts[index]
+            termPrefix[index + 1] = termPrefix[index] + terms[index]
+            nonEmptyPrefix[index + 1] = nonEmptyPrefix[index] + (counts[index] != 0 ? 1 : 0)
+        }
         var suffix = [Double](repeating: 0, count: bins + 1)
         for index in stride(from: bins - 1, through: 0, by: -1) { suffix[index] = suffix[index + 1] + counts[index] }
-
+        let total = suffix[0]
+        guard total > 0 else { return Float(bins) * width }
+        let logTotal = log(total)
+        var bestDivergence = Double.infinity
+        var bestIndex = bins
         counts.withUnsafeBufferPointer { counts in
-            reference.withUnsafeMutableBufferPointer { reference in
-                expanded.withUnsafeMutableBufferPointer { expanded in
-                    for threshold in quantizedBins...bins {
-                        // P: the kept bins with every outlier folded into the last one.
-                        for index in 0..<threshold { reference[index] = counts[index] }
-                        reference[threshold - 1] += suffix[threshold]
-                        // Q: kept bins merged into quantizedBins levels, each spread evenly over its non-empty bins.
-                        let merge = Double(threshold) / Double(quantizedBins)
-                        for level in 0..<quantizedBins {
-                            let start = Int((Double(level) * merge).rounded(.down))
-                            let end = level == quantizedBins - 1 ? threshold : Int((Double(level + 1) * merge).rounded(.down))
-                            var sum = 0.0
-                            var nonEmpty = 0
-                            var index = start
-                            while index < end {
-                                sum += counts[index]
-                                if counts[index] != 0 { nonEmpty += 1 }
-                                index += 1
-                            }
-                            let share = nonEmpty > 0 ? sum / Double(nonEmpty) : 0
-                            index = start
-                            while index < end {
-                                expanded[index] = counts[index] != 0 ? share : 0
-                                index += 1
-                            }
-                        }
-                        var referenceTotal = 0.0
-                        var expandedTotal = 0.0
-                        for index in 0..<threshold {
-                            referenceTotal += reference[index]
-                            expandedTotal += expanded[index]
-                        }
-                        guard referenceTotal > 0, expandedTotal > 0 else { continue }
-                        var divergence = 0.0
-                        var infinite = false
-                        for index in 0..<threshold where reference[index] > 0 {
-                            let p = reference[index] / referenceTotal
-                            let q = expanded[index] / expandedTotal
-                            // The folded outlier mass can sit where Q is empty: that threshold cannot represent P.
-                            if q == 0 { infinite = true; break }
-                            divergence += p * log(p / q)
-                        }
-                        if !infinite, divergence < bestDivergence {
-                            bestDivergence = divergence
-                            bestIndex = threshold
-                        }
+            terms.withUnsafeBufferPointer { terms in
+                for threshold in quantizedBins...bins {
+                    let kept = massPrefix[threshold]
+                    guard kept > 0 else { continue }
+                    let outliers = suffix[threshold]
+                    let lastCount = counts[threshold - 1]
+                    // The folded outlier mass would sit where Q is empty: this threshold cannot represent P.
+                    if outliers > 0 && lastCount == 0 { continue }
+                    let merge = Double(threshold) / Double(quantizedBins)
+                    var weighted = 0.0
+                    var lastShare = 0.0
+                    for level in 0..<quantizedBins {
+                        let start = Int((Double(level) * merge).rounded(.down))
+                        let end = level == quantizedBins - 1 ? threshold : Int((Double(level + 1) * merge).rounded(.down))
+                        let nonEmpty = nonEmptyPrefix[end] - nonEmptyPrefix[start]
+                        guard nonEmpty > 0 else { continue }
+                        let sum = massPrefix[end] - massPrefix[start]
+                        guard sum > 0 else { continue }  // only fractional re-binned crumbs, lost to rounding
+                        let logShare = log(sum / Double(nonEmpty))
+                        weighted += (termPrefix[end] - termPrefix[start]) - sum * logShare
+                        if level == quantizedBins - 1 { lastShare = logShare }
+                    }
+                    if outliers > 0 {
+                        let folded = lastCount + outliers
+                        weighted += (folded * log(folded) - folded * lastShare) - (terms[threshold - 1] - lastCount * lastShare)
+                    }
+                    // P sums to one over its non-empty bins, so the shared log(E/T) term counts once.
+                    let divergence = weighted / total + (log(kept) - logTotal)
+                    if divergence < bestDivergence {
+                        bestDivergence = divergence
+                        bestIndex = threshold
                     }
                 }
             }

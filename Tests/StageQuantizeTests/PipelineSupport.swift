@@ -38,12 +38,13 @@ enum QuantizeFixtures {
         try QuantizeStage(options: options(values)).run(&model, context: context(datasetFor: "cnn"))
     }
 
-    /// The first output of `model` on the fixture inputs, through nnpipe's runtime.
-    static func runtimeOutput(_ model: Model, fixture: String) throws -> [Float] {
+    /// The first output of `model` on the fixture inputs, through nnpipe's runtime; `fused` runs QDQ
+    /// groups as integer kernels the way onnxruntime's default session does, unfused as written.
+    static func runtimeOutput(_ model: Model, fixture: String, fused: Bool = true) throws -> [Float] {
         let reader = try DatasetReader(
             source: DatasetSource(path: inputs(fixture)), expectedInputs: model.graph.runtimeInputs.compactMap(ExpectedInput.init))
         let batch = try reader.batch(0..<reader.sampleCount)
-        let plan = try ExecutionPlan(model: model, batchSize: reader.sampleCount)
+        let plan = try ExecutionPlan(model: model, batchSize: reader.sampleCount, fuseQuantizedGroups: fused)
         let feeds = try batch.inputs.mapValues { try RuntimeTensor($0) }
         let outputs = try plan.run(inputs: feeds)
         return try #require(outputs[plan.outputNames[0]]).floats
@@ -72,6 +73,10 @@ enum QuantizeFixtures {
         stride(from: 0, to: values.count, by: classes).map { start in
             (start..<(start + classes)).max { values[$0] < values[$1] }! - start
         }
+    }
+
+    static func disagreements(_ left: [Int], _ right: [Int]) -> Int {
+        zip(left, right).filter { $0 != $1 }.count + abs(left.count - right.count)
     }
 
     static func agreement(_ left: [Int], _ right: [Int]) -> Double {

@@ -9,11 +9,13 @@ public struct ExportStage: Stage {
         OptionSpec("path", .string, required: true, help: "output file, relative to output_dir; its extension picks the format"),
         OptionSpec("format", .choice(["onnx", "keras-h5", "keras"]), help: "force a format instead of using the extension"),
         OptionSpec("sparse_initializers", .boolean, default: .bool(false), help: "ONNX only: store weights less than one third non-zero as sparse_initializer (smaller files after pruning; onnxruntime densifies them on load)"),
+        OptionSpec("dequantize_weights", .boolean, default: .bool(false), help: "Keras only: write a weight-only quantised model with its dequantised float32 weights (fake quantisation; the file does not shrink)"),
     ]
 
     public let path: String
     public let format: String?
     public let sparseInitializers: Bool
+    public let dequantizeWeights: Bool
 
     public init(options: StageOptions) throws {
         path = options.string("path") ?? ""
@@ -23,6 +25,10 @@ public struct ExportStage: Stage {
         let isONNX = format.map { $0 == "onnx" } ?? ((path as NSString).pathExtension.lowercased() == "onnx")
         if sparseInitializers && !isONNX {
             throw options.error("sparse_initializers", "only ONNX files hold sparse initializers; '\(path)' is not written as ONNX")
+        }
+        dequantizeWeights = options.bool("dequantize_weights") ?? false
+        if dequantizeWeights && isONNX {
+            throw options.error("dequantize_weights", "applies to Keras exports only; ONNX files keep the quantised graph")
         }
     }
 
@@ -66,7 +72,18 @@ public struct ExportStage: Stage {
         let writer = try self.writer(formats: context.formats, destination: destination)
         context.progress.update("writing \(destination.lastPathComponent)")
         // The pipeline's model stays dense (the runtime and later stages read it); only the file is sparse.
-        let (written, sparseCount) = sparseInitializers ? SparseInitializers.convert(model) : (model, 0)
+        var (written, sparseCount) = sparseInitializers ? SparseInitializers.convert(model) : (model, 0)
+        var warnings: [String] = []
+        if writer.name != "onnx", FakeQuantization.findings(in: model.graph).isQuantized {
+            guard dequantizeWeights else {
+                throw NNPipeError(.unsupported, "the model is quantised and Keras files hold float layers only: export ONNX (.onnx), or for a weight-only model set \"dequantize_weights\": true to write its dequantised float weights", path: context.stagePath)
+            }
+            let folded: Int
+            do { (written, folded) = try FakeQuantization.dequantizingWeights(model) } catch let error as NNPipeError {
+                throw error.located(at: context.stagePath)
+            }
+            warnings.append("wrote \(folded) dequantised weights as float32 (fake quantisation): the Keras file is no smaller than the float model's")
+        }
         do {
             try writer.write(written, to: destination)
         } catch let error as NNPipeError {
@@ -78,6 +95,7 @@ public struct ExportStage: Stage {
         return StageResult(
             summary: "wrote \(writer.name) \(ByteCountText.format(size)) to \(path)" + (sparseCount > 0 ? " (\(sparseCount) sparse initializers)" : ""),
             details: details,
+            warnings: warnings,
             files: [destination.path])
     }
 }

@@ -43,9 +43,12 @@ public final class ExecutionPlan: @unchecked Sendable {
 
     /// Plans `model`. Throws `.unsupported` naming the op, node and opset for anything outside
     /// the operator set, and `.invalidModel` for a graph that does not hold together.
-    public init(model: Model, threads: Int? = nil, batchSize: Int? = nil) throws {
+    ///   - fuseQuantizedGroups: run QDQ groups as onnxruntime's CPU provider does (integer kernels,
+    ///     see `QDQFusion`); false runs the float ops between Q and DQ as written.
+    public init(model: Model, threads: Int? = nil, batchSize: Int? = nil, fuseQuantizedGroups: Bool = true) throws {
         try GraphCheck.validate(model)
         self.model = model
+        let model = fuseQuantizedGroups ? QDQFusion.fuse(model) : model
         self.threads = max(1, threads ?? RuntimeThreads.fromEnvironment)
         context = ExecutionContext(threads: self.threads)
         openblas_set_num_threads(Int32(self.threads))

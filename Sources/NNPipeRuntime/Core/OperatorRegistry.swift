@@ -14,7 +14,8 @@ enum OperatorRegistry {
 
     static func kernel(for node: Node, domain: String, opset: Int) throws -> any Kernel {
         var spec = NodeSpec(node: node, opset: opset)
-        let table = domain == "" ? defaultDomain : domain == machineLearningDomain ? machineLearning : [:]
+        let table = domain == "" ? defaultDomain : domain == machineLearningDomain ? machineLearning
+            : domain == QDQFusion.microsoftDomain ? microsoft : [:]
         guard let entry = table[node.opType] else {
             let domainText = domain.isEmpty ? "" : " of domain '\(domain)'"
             throw spec.unsupported("the runtime has no kernel for op '\(node.opType)'\(domainText)")
@@ -75,4 +76,7 @@ enum OperatorRegistry {
     }()
 
     static let machineLearning: [String: Entry] = extraMachineLearning
+
+    /// The com.microsoft ops QDQ fusion produces (onnxruntime's contrib names).
+    static let microsoft: [String: Entry] = ["QGemm": Entry(since: 1, factory: IntegerKernels.quantizedGemm)]
 }

@@ -1,0 +1,100 @@
+import Foundation
+import StageCalibrate
+import Testing
+
+/// The fast entropy search and the vector histogram against direct, slow versions of the same rules.
+@Suite struct ThresholdSearchTests {
+    /// The KL search as written in TensorRT's description: P and Q built bin by bin for every
+    /// threshold, one logarithm per bin. O(bins²) logarithms; the reference the fast search must match.
+    static func directEntropy(_ histogram: Histogram, quantizedBins: Int = 128) -> (threshold: Float, divergence: Double) {
+        let (counts, width) = histogram.magnitudes()
+        let bins = counts.count
+        var best = (index: bins, divergence: Double.infinity)
+        let total = counts.reduce(0, +)
+        for threshold in quantizedBins...bins {
+            var reference = Array(counts[0..<threshold])
+            reference[threshold - 1] += counts[threshold...].reduce(0, +)
+            var expanded = [Double](repeating: 0, count: threshold)
+            let merge = Double(threshold) / Double(quantizedBins)
+            for level in 0..<quantizedBins {
+                let start = Int((Double(level) * merge).rounded(.down))
+                let end = level == quantizedBins - 1 ? threshold : Int((Double(level + 1) * merge).rounded(.down))
+                let slice = counts[start..<end]
+                let nonEmpty = slice.filter { $0 != 0 }.count
+                let share = nonEmpty > 0 ? slice.reduce(0, +) / Double(nonEmpty) : 0
+                for index in start..<end { expanded[index] = counts[index] != 0 ? share : 0 }
+            }
+            let expandedTotal = expanded.reduce(0, +)
+            guard total > 0, expandedTotal > 0 else { continue }
+            var divergence = 0.0
+            var infinite = false
+            for index in 0..<threshold where reference[index] > 0 {
+                let p = reference[index] / total
+                let q = expanded[index] / expandedTotal
+                if q == 0 { infinite = true; break }
+                divergence += p * log(p / q)
+            }
+            if !infinite, divergence < best.divergence { best = (threshold, divergence) }
+        }
+        return (Float(best.index) * width, best.divergence)
+    }
+
+    struct Distribution: CustomStringConvertible, Sendable {
+        let description: String
+        let values: @Sendable (inout SampleSource) -> [Float]
+    }
+
+    static let distributions: [Distribution] = [
+        Distribution(description: "unit Gaussian") { $0.normal(count: 50_000) },
+        Distribution(description: "Gaussian with far outliers") { $0.normal(count: 50_000) + [40, -35, 55, 60] },
+        Distribution(description: "Relu of a Gaussian (half zeros)") { $0.normal(count: 50_000).map { max($0, 0) } },
+        Distribution(description: "Laplace, heavy tail") { source in
+            (0..<50_000).map { _ in let u = source.uniform() - 0.5; return Float(-(u < 0 ? -1.0 : 1.0) * log(1 - 2 * abs(u))) }
+        },
+        Distribution(description: "sparse: few distinct values") { source in
+            (0..<20_000).map { _ in Float(Int(source.uniform() * 7)) * 0.37 }
+        },
+        Distribution(description: "merged batches of growing scale") { source in
+            (1...8).flatMap { source.normal(count: 5_000, scale: Float($0)) }
+        },
+    ]
+
+    @Test("fast KL search picks the direct search's threshold", arguments: distributions, [512, 2048])
+    func entropyMatchesDirectSearch(distribution: Distribution, bins: Int) throws {
+        var source = SampleSource(state: 21)
+        var histogram = Histogram(bins: bins)
+        // In several batches, so re-binning (fractional counts) is part of the check.
+        let values = distribution.values(&source)
+        for start in stride(from: 0, to: values.count, by: 7_001) {
+            values[start..<min(start + 7_001, values.count)].withUnsafeBufferPointer { histogram.add($0) }
+        }
+        let direct = Self.directEntropy(histogram)
+        let fast = ThresholdSearch.entropy(histogram)
+        #expect(fast == direct.threshold, "fast \(fast) vs direct \(direct.threshold) (KL \(direct.divergence))")
+    }
+
+    /// The vector binning must count exactly as the scalar rule does: bin = ⌊(x − lower)·bins/(upper − lower)⌋, clamped.
+    @Test("vector binning equals the scalar rule", arguments: [7, 8, 1_001, 65_536])
+    func binningMatchesScalarRule(count: Int) throws {
+        var source = SampleSource(state: UInt64(count))
+        let values = source.normal(count: count, scale: 3)
+        var histogram = Histogram(bins: 256)
+        values.withUnsafeBufferPointer { histogram.add($0) }
+        var expected = [Double](repeating: 0, count: histogram.bins)
+        let scale = Float(histogram.bins) / (histogram.upper - histogram.lower)
+        for value in values { expected[min(max(Int((value - histogram.lower) * scale), 0), histogram.bins - 1)] += 1 }
+        #expect(histogram.counts == expected)
+    }
+
+    @Test func nanAndInfinityAreSkippedWithoutCrashing() throws {
+        var histogram = Histogram(bins: 128)
+        let values: [Float] = [1, 2, .nan, 3, -1, 0.5, .nan, 4, 2, 1, 0]
+        values.withUnsafeBufferPointer { histogram.add($0) }
+        #expect(histogram.counts.reduce(0, +) == 9)
+        #expect(histogram.minimum == -1 && histogram.maximum == 4)
+        var infinite = Histogram(bins: 128)
+        let withInfinity: [Float] = [1, -.infinity, 2, 3, 4, 5, 6, 7, 8]
+        withInfinity.withUnsafeBufferPointer { infinite.add($0) }
+        #expect(infinite.maximum == 8)
+    }
+}
