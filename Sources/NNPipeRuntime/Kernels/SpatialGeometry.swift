@@ -133,10 +133,12 @@ struct SpatialGeometry: Sendable {
     var outputSpatialShape: [Int] { Array(output.suffix(spatialRank)) }
 
     /// Writes the im2col matrix of one image's `channels` planes: rows (channel, kernel offset),
-    /// columns output positions; out-of-image taps are 0.
+    /// columns output positions; out-of-image taps are 0. Rows start `rowStride` elements apart
+    /// (default: the output size), so several images' matrices can sit side by side.
     func imageToColumns<Element: BinaryFloatingPoint>(_ image: UnsafePointer<Element>, channels: Int, into columns: UnsafeMutablePointer<Element>,
-                                                      threads: Int) {
+                                                      rowStride: Int? = nil, threads: Int) {
         let outputCount = outputSize
+        let stride = rowStride ?? outputCount
         let kernelCount = kernelSize
         let work = channels * kernelCount
         // Locals, not array properties, inside the loops: no bounds checks or reference counting there.
@@ -155,7 +157,7 @@ struct SpatialGeometry: Sendable {
                 let kh = offset % kernelHeight
                 let kd = offset / kernelHeight
                 let plane = image + channel * planeSize
-                var destination = columns + row * outputCount
+                var destination = columns + row * stride
                 let start = kw * dilationW - padW
                 // Output columns whose tap lands inside the row.
                 let firstColumn = min(outputWidth, max(0, (-start + strideW - 1) / strideW))
