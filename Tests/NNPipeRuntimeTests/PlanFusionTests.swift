@@ -77,12 +77,13 @@ import Testing
     }
 
     /// Small feature maps put several images in one GEMM (and scatter the result); large batches run
-    /// whole images per worker. Both against a direct convolution.
+    /// whole images per worker; large maps run im2col + GEMM in row segments. All against a direct convolution.
     @Test(arguments: [
         Batching(label: "3x3 on 4x4, batch 40 (tasks of 16, 16, 8 images), 2 threads", batch: 40, kernel: 3, size: 4, threads: 2),
         Batching(label: "1x1 on 4x4, batch 64 (4 tasks on 2 workers)", batch: 64, kernel: 1, size: 4, threads: 2),
         Batching(label: "1x1 on 17x17, batch 3, 1 thread", batch: 3, kernel: 1, size: 17, threads: 1),
         Batching(label: "3x3 on 17x17, batch 5 (one image per task), 2 threads", batch: 5, kernel: 3, size: 17, threads: 2),
+        Batching(label: "3x3 on 150x150 (im2col in row segments), batch 2, 2 threads", batch: 2, kernel: 3, size: 150, threads: 2),
     ])
     func batchedConvolutionMatchesDirectConvolution(_ batching: Batching) throws {
         let (inputChannels, outputChannels, pad) = (3, 5, batching.kernel / 2)

@@ -81,8 +81,8 @@ enum ConvolutionKernels {
             if !epilogue.isEmpty {
                 parallelChunks(batch * outputChannels, threads: threads, minimumChunk: max(1, parallelElementThreshold / max(positions, 1))) { planes in
                     for plane in planes {
-                        epilogue.apply(plane: plane, channel: plane % outputChannels, from: output + plane * positions,
-                                       to: output + plane * positions, size: positions)
+                        epilogue.apply(at: plane * positions, channel: plane % outputChannels, from: output + plane * positions,
+                                       to: output + plane * positions, count: positions)
                     }
                 }
             }
@@ -99,6 +99,11 @@ enum ConvolutionKernels {
         let needsColumns = !pointwise || imagesPerTask > 1
         // Several images' results come out as [O, images x positions] and are scattered in the epilogue.
         let needsStaging = imagesPerTask > 1
+        if needsColumns, !needsStaging, group == 1, geometry.output[0] == 1, depth * positions > 2 * segmentElements {
+            convolveInSegments(source, filter, output, batch: batch, channels: channels, outputChannels: outputChannels, geometry: geometry,
+                               epilogue: epilogue, threads: threads)
+            return
+        }
         let outerThreads = tasks >= 2 * threads || tasks % threads == 0 ? threads : 1
         let innerThreads = outerThreads > 1 ? 1 : threads
         let workers = min(outerThreads, tasks)
@@ -143,7 +148,7 @@ enum ConvolutionKernels {
                     let image = local / outputChannels, channel = local % outputChannels
                     let plane = (firstImage + image) * outputChannels + channel
                     let from = staging.map { UnsafePointer($0 + channel * taskWidth + image * positions) } ?? UnsafePointer(output + plane * positions)
-                    epilogue.apply(plane: plane, channel: channel, from: from, to: output + plane * positions, size: positions)
+                    epilogue.apply(at: plane * positions, channel: channel, from: from, to: output + plane * positions, count: positions)
                 }
             }
         }
@@ -246,6 +251,44 @@ enum ConvolutionKernels {
 }
 
 extension ConvolutionKernels {
+    /// Elements of one segment's im2col matrix (1 MiB of floats): small enough to be read back
+    /// from cache by the GEMM right after it is written.
+    static let segmentElements = 1 << 18
+
+    /// Large 2-D maps (group 1): im2col and GEMM one segment of output rows at a time, the way
+    /// onnxruntime's MLAS does. A whole image's im2col matrix (115 MB for VGG's second layer) is
+    /// written to memory and read back; a segment's stays in cache. Segments of every image are
+    /// the tasks, each with a single-threaded GEMM, and the epilogue runs on the segment too.
+    static func convolveInSegments<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>,
+                                                         _ output: UnsafeMutablePointer<Element>, batch: Int, channels: Int, outputChannels: Int,
+                                                         geometry: SpatialGeometry, epilogue: ConvolutionEpilogue<Element>, threads: Int) {
+        let depth = channels * geometry.kernelSize
+        let positions = geometry.outputSize
+        let (outputHeight, outputWidth) = (geometry.output[1], geometry.output[2])
+        let rowsPerSegment = max(1, segmentElements / max(depth * outputWidth, 1))
+        let segments = (outputHeight + rowsPerSegment - 1) / rowsPerSegment
+        let workers = min(threads, batch * segments)
+        let buffers = (0..<workers).map { _ in RuntimeStorage(byteCount: depth * rowsPerSegment * outputWidth * MemoryLayout<Element>.stride) }
+        let pointers = buffers.map { UncheckedSendable(value: $0.bytes.baseAddress!.assumingMemoryBound(to: Element.self)) }
+        defer { withExtendedLifetime(buffers) {} }
+        parallelTasks(batch * segments, threads: threads) { worker, task in
+            let image = task / segments, segment = task % segments
+            let rows = (segment * rowsPerSegment)..<min(outputHeight, (segment + 1) * rowsPerSegment)
+            let width = rows.count * outputWidth
+            let columns = pointers[worker].value
+            geometry.imageToColumns(source + image * channels * geometry.inputSize, channels: channels, into: columns, rowStride: width,
+                                    outputRows: rows, threads: 1)
+            let first = image * outputChannels * positions + rows.lowerBound * outputWidth
+            Element.multiply(rows: outputChannels, columns: width, inner: depth, filter, leadingA: depth, transposeA: false,
+                             UnsafePointer(columns), leadingB: width, transposeB: false, into: output + first, leadingC: positions, threads: 1)
+            guard !epilogue.isEmpty else { return }
+            for channel in 0..<outputChannels {
+                let offset = first + channel * positions
+                epilogue.apply(at: offset, channel: channel, from: output + offset, to: output + offset, count: width)
+            }
+        }
+    }
+
     static func addBias(_ bias: [Float], to output: UnsafeMutableBufferPointer<Float>, planes: Int, channels: Int, size: Int) {
         for plane in 0..<planes {
             let value = bias[plane % channels]
@@ -265,13 +308,13 @@ struct ConvolutionEpilogue<Element: BinaryFloatingPoint>: @unchecked Sendable {
 
     var isEmpty: Bool { bias == nil && residual == nil && !relu }
 
-    /// destination[i] = f(source[i]) over output plane `plane` (image · channels + channel);
-    /// `source` may be `destination`.
+    /// destination[i] = f(source[i]) for `count` elements of output channel `channel` starting at
+    /// element `offset` of the output; `source` may be `destination`.
     @inline(__always)
-    func apply(plane: Int, channel: Int, from source: UnsafePointer<Element>, to destination: UnsafeMutablePointer<Element>, size: Int) {
+    func apply(at offset: Int, channel: Int, from source: UnsafePointer<Element>, to destination: UnsafeMutablePointer<Element>, count size: Int) {
         let shift = bias?[channel] ?? 0
         if let residual {
-            let addend = residual + plane * size
+            let addend = residual + offset
             if relu {
                 for index in 0..<size { destination[index] = max(source[index] + shift + addend[index], 0) }
             } else {
