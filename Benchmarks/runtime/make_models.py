@@ -7,7 +7,7 @@ placeholders replaced by seeded random weights. Writes, under Benchmarks/runtime
   <name>-batch<B>.input.bin / .output.bin   a random input and onnxruntime's output (float32 raw)
 and times onnxruntime (same threads, same inputs) into <name>-batch<B>.onnxruntime.json.
 
-  make_models.py [--threads N] [--runs R] [--batches 1,32] [--models resnet50,...]
+  make_models.py [--threads N] [--runs R] [--batches 1,32] [--models resnet50,...] [--time-only]
 """
 import argparse
 import json
@@ -101,19 +101,22 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--time-only", action="store_true",
+                        help="reuse the model and input files already written; only time onnxruntime")
     arguments = parser.parse_args()
     import onnxruntime
     folder = os.path.join(HERE, "models")
     os.makedirs(folder, exist_ok=True)
     for name in arguments.models.split(","):
         rng = np.random.default_rng(2026)
-        model = randomize(onnx.load(os.path.join(LIGHT, MODELS[name])), rng)
         path = os.path.join(folder, name + ".onnx")
-        onnx.save(model, path)
-        with open(os.path.join(folder, name + ".bin"), "wb") as weights:
-            description = model_json(model, weights)
-        with open(os.path.join(folder, name + ".json"), "w") as handle:
-            json.dump(description, handle)
+        if not arguments.time_only:
+            model = randomize(onnx.load(os.path.join(LIGHT, MODELS[name])), rng)
+            onnx.save(model, path)
+            with open(os.path.join(folder, name + ".bin"), "wb") as weights:
+                description = model_json(model, weights)
+            with open(os.path.join(folder, name + ".json"), "w") as handle:
+                json.dump(description, handle)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = arguments.threads
         options.inter_op_num_threads = 1
@@ -121,10 +124,16 @@ def main():
         feed = session.get_inputs()[0]
         for batch in [int(b) for b in arguments.batches.split(",")]:
             shape = [batch] + [int(d) for d in feed.shape[1:]]
-            data = rng.standard_normal(shape).astype(np.float32)
-            output = session.run(None, {feed.name: data})[0]
-            data.tofile(os.path.join(folder, "%s-batch%d.input.bin" % (name, batch)))
-            output.astype(np.float32).tofile(os.path.join(folder, "%s-batch%d.output.bin" % (name, batch)))
+            input_path = os.path.join(folder, "%s-batch%d.input.bin" % (name, batch))
+            if arguments.time_only:
+                data = np.fromfile(input_path, dtype=np.float32).reshape(shape)
+                output = session.run(None, {feed.name: data})[0]  # warm-up, as the Swift runner does
+            else:
+                data = rng.standard_normal(shape).astype(np.float32)
+                output = session.run(None, {feed.name: data})[0]
+                data.tofile(input_path)
+                output.astype(np.float32).tofile(os.path.join(folder, "%s-batch%d.output.bin" % (name, batch)))
+            load = os.getloadavg()[0]
             times = []
             for _ in range(arguments.runs):
                 start = time.perf_counter()
@@ -132,7 +141,7 @@ def main():
                 times.append(time.perf_counter() - start)
             result = {"model": name, "batch": batch, "threads": arguments.threads, "input": feed.name,
                       "input_shape": shape, "output_shape": list(output.shape),
-                      "median_ms": statistics.median(times) * 1000, "runs": arguments.runs}
+                      "median_ms": statistics.median(times) * 1000, "runs": arguments.runs, "load": load}
             with open(os.path.join(folder, "%s-batch%d.onnxruntime.json" % (name, batch)), "w") as handle:
                 json.dump(result, handle)
             print(json.dumps(result), flush=True)

@@ -2,6 +2,8 @@
 # Median latency of NNPipeRuntime vs onnxruntime, same machine, threads and inputs.
 #   Benchmarks/runtime/run.sh [threads] [runs] [batches] [models]
 # Needs the interop venv (scripts/setup-python.sh); builds the Swift runner in release mode.
+# Each row is timed back to back (onnxruntime, then nnpipe) so both see the same machine load;
+# the table's load column is the 1-minute load average when onnxruntime's timing started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 THREADS=${1:-$(nproc)}
@@ -11,10 +13,12 @@ MODELS=${4:-resnet50,squeezenet,densenet121,vgg19}
 PYTHON=${NNPIPE_PYTHON:-.venv/bin/python3}
 FOLDER=Benchmarks/runtime/models
 swift build -c release --product RuntimeBenchmark
-"$PYTHON" Benchmarks/runtime/make_models.py --threads "$THREADS" --runs "$RUNS" --batches "$BATCHES" --models "$MODELS"
+# Models, inputs and onnxruntime's reference outputs (one timed run; the rows below time again).
+"$PYTHON" Benchmarks/runtime/make_models.py --threads "$THREADS" --runs 1 --batches "$BATCHES" --models "$MODELS"
 : > "$FOLDER/nnpipe.jsonl"
 for model in ${MODELS//,/ }; do
   for batch in ${BATCHES//,/ }; do
+    "$PYTHON" Benchmarks/runtime/make_models.py --time-only --threads "$THREADS" --runs "$RUNS" --batches "$batch" --models "$model"
     .build/release/RuntimeBenchmark "$FOLDER" "$model" "$batch" --threads "$THREADS" --runs "$RUNS" | tee -a "$FOLDER/nnpipe.jsonl"
   done
 done
@@ -22,12 +26,13 @@ done
 import glob, json, sys
 folder = sys.argv[1]
 ours = {(r["model"], r["batch"]): r for r in map(json.loads, open(folder + "/nnpipe.jsonl"))}
-print("| model | batch | threads | onnxruntime ms | nnpipe ms | ratio | max abs diff |")
-print("|---|---|---|---|---|---|---|")
+print("| model | batch | threads | load | onnxruntime ms | nnpipe ms | ratio | max abs diff |")
+print("|---|---|---|---|---|---|---|---|")
 for path in sorted(glob.glob(folder + "/*.onnxruntime.json")):
     theirs = json.load(open(path))
     mine = ours.get((theirs["model"], theirs["batch"]))
     if mine:
-        print("| %s | %d | %d | %.1f | %.1f | %.2fx | %.2g |" % (theirs["model"], theirs["batch"], theirs["threads"],
-              theirs["median_ms"], mine["median_ms"], mine["median_ms"] / theirs["median_ms"], mine["max_abs_difference"]))
+        print("| %s | %d | %d | %.1f | %.1f | %.1f | %.2fx | %.2g |" % (theirs["model"], theirs["batch"], theirs["threads"],
+              theirs.get("load", float("nan")), theirs["median_ms"], mine["median_ms"], mine["median_ms"] / theirs["median_ms"],
+              mine["max_abs_difference"]))
 PY

@@ -1,4 +1,3 @@
-import CBLAS
 import Foundation
 import NNPipeCore
 
@@ -24,12 +23,9 @@ public final class ExecutionPlan: @unchecked Sendable {
 
     private let steps: [Step]
 
-    /// A Conv whose only reader is a Relu: run as one kernel unless the Conv output is observed or asked for.
-    struct Fusion {
-        let activationStep: Int
-        let kernel: any Kernel
-    }
-    private let fusions: [Int: Fusion]
+    /// Chains run as one kernel (Conv with folded BatchNormalization, residual Add and Relu; see
+    /// `PlanFusion`), by head step, unless a run observes or asks for a value inside them.
+    private let chains: [Int: FusedChain]
     private let constants: [String: RuntimeTensor]
     /// Initializers of element types the runtime does not hold, with the reason, for run-time errors.
     private let unavailableConstants: [String: NNPipeError]
@@ -51,7 +47,7 @@ public final class ExecutionPlan: @unchecked Sendable {
         let model = fuseQuantizedGroups ? QDQFusion.fuse(model) : model
         self.threads = max(1, threads ?? RuntimeThreads.fromEnvironment)
         context = ExecutionContext(threads: self.threads)
-        openblas_set_num_threads(Int32(self.threads))
+        BLAS.threads = self.threads
 
         let graph = model.graph
         var constants: [String: RuntimeTensor] = [:]
@@ -93,19 +89,8 @@ public final class ExecutionPlan: @unchecked Sendable {
             for output in node.outputs where !output.isEmpty { producer[output] = steps.count }
             steps.append(Step(node: node, kernel: kernel))
         }
-        // Conv -> Relu pairs where the Conv output has no other reader and is not a graph output.
-        var readers: [String: Int] = [:]
-        for step in steps { for name in step.node.inputs where !name.isEmpty { readers[name, default: 0] += 1 } }
-        let graphOutputs = Set(graph.outputs.map(\.name))
-        var fusions: [Int: Fusion] = [:]
-        for (index, step) in steps.enumerated() where step.node.opType == "Conv" && step.node.domain.isEmpty {
-            guard let output = step.node.outputs.first, readers[output] == 1, !graphOutputs.contains(output),
-                  let next = steps.indices.first(where: { steps[$0].node.opType == "Relu" && steps[$0].node.inputs.first == output })
-            else { continue }
-            var spec = NodeSpec(node: step.node, opset: opsets[""] ?? 0)
-            fusions[index] = Fusion(activationStep: next, kernel: try ConvolutionKernels.convolution(&spec, fusedRelu: true))
-        }
-        self.fusions = fusions
+        chains = try PlanFusion.chains(steps: steps, constants: &constants, producer: producer,
+                                       graphOutputs: Set(graph.outputs.map(\.name)), opset: opsets[""] ?? 0)
         self.steps = steps
         self.constants = constants
         self.unavailableConstants = unavailable
@@ -161,13 +146,11 @@ public final class ExecutionPlan: @unchecked Sendable {
                 continue
             }
             var step = steps[stepIndex]
-            if observe == nil, let fusion = fusions[stepIndex], schedule.steps.contains(fusion.activationStep),
-               !wantedNames.contains(step.node.outputs[0]) {
-                // Computes the Relu's output directly; the Relu step is skipped.
-                var node = step.node
-                node.outputs = steps[fusion.activationStep].node.outputs
-                step = Step(node: node, kernel: fusion.kernel)
-                fusedAway.insert(fusion.activationStep)
+            var chain: FusedChain? = nil
+            if observe == nil, let candidate = chains[stepIndex], candidate.steps.allSatisfy(schedule.stepSet.contains),
+               !candidate.intermediates.contains(where: wantedNames.contains) {
+                chain = candidate
+                step = Step(node: candidate.node, kernel: candidate.kernel)
             }
             let arguments = step.node.inputs.map { name -> RuntimeTensor? in
                 name.isEmpty ? nil : (values[name] ?? constants[name])
@@ -179,8 +162,19 @@ public final class ExecutionPlan: @unchecked Sendable {
                 throw NNPipeError(.invalidData, "node '\(step.node.displayName)' needs '\(name)', which was not fed")
             }
             let started = profiler == nil ? 0 : DispatchTime.now().uptimeNanoseconds
-            let results = try ExecutionPlan.execute(step.kernel, node: step.node, inputs: arguments, context: context)
-            profiler?.record(step.node.opType, nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
+            let results: [RuntimeTensor?]
+            do {
+                results = try ExecutionPlan.execute(step.kernel, node: step.node, inputs: arguments, context: context)
+            } catch is FusionDeclined {
+                // The chain's inputs do not fit its fused form (a broadcasting residual): run its nodes one by one.
+                step = steps[stepIndex]
+                chain = nil
+                let arguments = step.node.inputs.map { name -> RuntimeTensor? in name.isEmpty ? nil : (values[name] ?? constants[name]) }
+                results = try ExecutionPlan.execute(step.kernel, node: step.node, inputs: arguments, context: context)
+            }
+            profiler?.record(chain.map { $0.steps.map { steps[$0].node.opType }.joined(separator: "+") } ?? step.node.opType,
+                             nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
+            if let chain { fusedAway.formUnion(chain.steps.dropFirst()) }
             for (name, result) in zip(step.node.outputs, results) where !name.isEmpty {
                 guard let result else { continue }
                 values[name] = result
@@ -216,6 +210,7 @@ public final class ExecutionPlan: @unchecked Sendable {
         let steps: [Int]
         /// Values to release after each step (their last reader).
         let released: [Int: [String]]
+        let stepSet: Set<Int>
     }
 
     private func schedule(for wanted: [String]) throws -> Schedule {
@@ -246,7 +241,7 @@ public final class ExecutionPlan: @unchecked Sendable {
         for (name, index) in lastUse where !kept.contains(name) && constants[name] == nil {
             released[index, default: []].append(name)
         }
-        let schedule = Schedule(steps: order, released: released)
+        let schedule = Schedule(steps: order, released: released, stepSet: Set(order))
         schedules[wanted] = schedule
         return schedule
     }

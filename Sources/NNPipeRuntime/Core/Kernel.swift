@@ -70,6 +70,10 @@ struct NodeSpec {
     }
 }
 
+/// Thrown by a fused kernel (see `PlanFusion`) whose inputs turn out not to fit the fusion, e.g. a
+/// residual that broadcasts; the plan then runs the original nodes one by one.
+struct FusionDeclined: Error {}
+
 /// Errors kernels raise while running, with the node named by the executor.
 struct KernelError: Error {
     let message: String

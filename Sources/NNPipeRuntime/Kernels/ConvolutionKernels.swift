@@ -3,12 +3,13 @@ import NNPipeCore
 /// Conv (im2col + SGEMM, direct loops for depthwise) and ConvTranspose (SGEMM + col2im).
 enum ConvolutionKernels {
     static func convolution(_ spec: inout NodeSpec) throws -> any Kernel {
-        try convolution(&spec, fusedRelu: false)
+        try convolution(&spec, residual: false, relu: false)
     }
 
-    /// `fusedRelu` clamps at zero in the bias pass: the plan uses it for Conv -> Relu pairs when
-    /// nobody asked to see the Conv output.
-    static func convolution(_ spec: inout NodeSpec, fusedRelu: Bool) throws -> any Kernel {
+    /// The Conv kernel, optionally with the plan's fusions: `residual` adds input 3 (a Conv -> Add or
+    /// Sum whose other operand has the Conv's output shape), `relu` clamps at zero (-> Relu). Both
+    /// happen in the bias pass, while each output plane is still in cache.
+    static func convolution(_ spec: inout NodeSpec, residual: Bool, relu: Bool) throws -> any Kernel {
         let attributes = try SpatialGeometry.Attributes(&spec)
         let group = spec.int("group", 1)
         guard group >= 1 else { throw spec.invalid("group \(group)") }
@@ -25,61 +26,131 @@ enum ConvolutionKernels {
             let kernelShape = attributes.kernelShape ?? Array(weights.shape[2...])
             guard kernelShape == Array(weights.shape[2...]) else { throw KernelError("kernel_shape \(kernelShape) differs from W \(weights.shape)") }
             let geometry = try SpatialGeometry(inputShape: Array(input.shape[2...]), kernelShape: kernelShape, attributes: attributes)
-            let bias = try inputs.optional(2).map { tensor -> [Float] in
-                guard tensor.elementCount == outputChannels else { throw KernelError("B needs \(outputChannels) values") }
-                return tensor.floats
+            let bias = inputs.optional(2)
+            if let bias, bias.dataType != .float || bias.elementCount != outputChannels {
+                throw KernelError("B needs \(outputChannels) float values")
             }
-            let result = RuntimeTensor(dataType: .float, shape: [batch, outputChannels] + geometry.outputSpatialShape)
+            let shape = [batch, outputChannels] + geometry.outputSpatialShape
+            let addend = residual ? try inputs.required(3) : nil
+            // A residual that would broadcast is left to the unfused Add.
+            if let addend, addend.dataType != .float || addend.shape != shape { throw FusionDeclined() }
+            let result = RuntimeTensor(dataType: .float, shape: shape)
+            let biasValues = bias.map { UnsafePointer($0.storage.bytes.baseAddress!.assumingMemoryBound(to: Float.self)) }
+            let addendValues = addend.map { UnsafePointer($0.storage.bytes.baseAddress!.assumingMemoryBound(to: Float.self)) }
             input.withUnsafeBuffer(of: Float.self) { source in
                 weights.withUnsafeBuffer(of: Float.self) { filter in
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
+                        let epilogue = ConvolutionEpilogue(bias: biasValues, residual: addendValues, relu: relu)
                         convolve(source.baseAddress!, filter.baseAddress!, output.baseAddress!, batch: batch, channels: channels,
-                                 outputChannels: outputChannels, group: group, geometry: geometry, threads: context.threads)
-                        if let bias { addBias(bias, to: output, planes: batch * outputChannels, channels: outputChannels, size: geometry.outputSize) }
-                        if fusedRelu {
-                            parallelChunks(output.count, threads: output.count >= parallelElementThreshold ? context.threads : 1) { range in
-                                for index in range { output[index] = max(output[index], 0) }
-                            }
-                        }
+                                 outputChannels: outputChannels, group: group, geometry: geometry, epilogue: epilogue, threads: context.threads)
                     }
                 }
             }
-            return [result]
+            return withExtendedLifetime((bias, addend)) { [result] }
         }
     }
 
     /// The convolution proper, for Float and (for the exact integer ops) Double.
     static func convolve<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>, _ output: UnsafeMutablePointer<Element>,
                                                batch: Int, channels: Int, outputChannels: Int, group: Int, geometry: SpatialGeometry, threads: Int) {
+        convolve(source, filter, output, batch: batch, channels: channels, outputChannels: outputChannels, group: group,
+                 geometry: geometry, epilogue: ConvolutionEpilogue(bias: nil, residual: nil, relu: false), threads: threads)
+    }
+
+    /// Smallest GEMM width (output positions) worth a call of its own; narrower feature maps
+    /// (ResNet's and DenseNet's 7x7 and 14x14) put several images side by side in one product, as
+    /// OpenBLAS repacks the whole weight matrix for every call. A pointwise conv pays a copy of its
+    /// input for that (it needs no im2col otherwise), so it only batches the narrowest maps.
+    static func preferredGEMMWidth(pointwise: Bool) -> Int { pointwise ? 128 : 256 }
+
+    /// im2col + GEMM per task of one or more images, then the epilogue per output plane.
+    ///
+    /// With at least as many tasks as threads, each worker takes whole tasks and calls a
+    /// single-threaded GEMM: no synchronisation inside a task, and the im2col matrix is still in
+    /// cache when the GEMM reads it. With fewer (batch 1), one task at a time uses every thread.
+    static func convolve<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>, _ output: UnsafeMutablePointer<Element>,
+                                               batch: Int, channels: Int, outputChannels: Int, group: Int, geometry: SpatialGeometry,
+                                               epilogue: ConvolutionEpilogue<Element>, threads: Int) {
         let groupChannels = channels / group
         let groupOutputs = outputChannels / group
         let depth = groupChannels * geometry.kernelSize
         let positions = geometry.outputSize
+        let inputSize = geometry.inputSize
         if groupChannels == 1 && groupOutputs == 1 && group > 1 {
             depthwise(source, filter, output, planes: batch * channels, channels: channels, geometry: geometry, threads: threads)
+            if !epilogue.isEmpty {
+                parallelChunks(batch * outputChannels, threads: threads, minimumChunk: max(1, parallelElementThreshold / max(positions, 1))) { planes in
+                    for plane in planes {
+                        epilogue.apply(at: plane * positions, channel: plane % outputChannels, from: output + plane * positions,
+                                       to: output + plane * positions, count: positions)
+                    }
+                }
+            }
             return
         }
+        guard batch > 0, positions > 0 else { return }
         let pointwise = geometry.kernel.allSatisfy { $0 == 1 } && geometry.strides.allSatisfy { $0 == 1 }
             && geometry.padBegin.allSatisfy { $0 == 0 } && geometry.padEnd.allSatisfy { $0 == 0 }
-        // Pooled storage: the im2col matrix is the largest temporary and recurs every batch.
-        let columnStorage = pointwise ? nil : RuntimeStorage(byteCount: depth * positions * MemoryLayout<Element>.stride)
-        let columns = columnStorage?.bytes.baseAddress?.assumingMemoryBound(to: Element.self)
-        defer { withExtendedLifetime(columnStorage) {} }
-        for image in 0..<batch {
-            for part in 0..<group {
-                let planes = source + (image * channels + part * groupChannels) * geometry.inputSize
-                if let columns { geometry.imageToColumns(planes, channels: groupChannels, into: columns, threads: threads) }
-                Element.multiply(rows: groupOutputs, columns: positions, inner: depth, filter + part * groupOutputs * depth, leadingA: depth,
-                                 transposeA: false, UnsafePointer(columns) ?? planes, leadingB: positions, transposeB: false,
-                                 into: output + (image * outputChannels + part * groupOutputs) * positions, leadingC: positions)
-            }
+        let preferredWidth = preferredGEMMWidth(pointwise: pointwise)
+        let imagesPerTask = min(batch, max(1, (preferredWidth + positions - 1) / positions))
+        let tasks = (batch + imagesPerTask - 1) / imagesPerTask
+        // A pointwise conv of one image multiplies the input planes as they lie; several images
+        // must first sit side by side, which is what im2col of a 1x1 kernel does.
+        let needsColumns = !pointwise || imagesPerTask > 1
+        // Several images' results come out as [O, images x positions] and are scattered in the epilogue.
+        let needsStaging = imagesPerTask > 1
+        if needsColumns, !needsStaging, group == 1, geometry.output[0] == 1, depth * positions > 2 * segmentElements {
+            convolveInSegments(source, filter, output, batch: batch, channels: channels, outputChannels: outputChannels, geometry: geometry,
+                               epilogue: epilogue, threads: threads)
+            return
         }
-    }
-
-    static func addBias(_ bias: [Float], to output: UnsafeMutableBufferPointer<Float>, planes: Int, channels: Int, size: Int) {
-        for plane in 0..<planes {
-            let value = bias[plane % channels]
-            for index in (plane * size)..<((plane + 1) * size) { output[index] += value }
+        let outerThreads = tasks >= 2 * threads || tasks % threads == 0 ? threads : 1
+        let innerThreads = outerThreads > 1 ? 1 : threads
+        let workers = min(outerThreads, tasks)
+        let width = imagesPerTask * positions
+        // Pooled storage: these are the largest temporaries and recur every batch.
+        let scratch = (0..<workers).map { _ in
+            (columns: needsColumns ? RuntimeStorage(byteCount: depth * width * MemoryLayout<Element>.stride) : nil,
+             staging: needsStaging ? RuntimeStorage(byteCount: outputChannels * width * MemoryLayout<Element>.stride) : nil)
+        }
+        let pointers = scratch.map { buffers in
+            UncheckedSendable(value: (columns: buffers.columns?.bytes.baseAddress?.assumingMemoryBound(to: Element.self),
+                                      staging: buffers.staging?.bytes.baseAddress?.assumingMemoryBound(to: Element.self)))
+        }
+        defer { withExtendedLifetime(scratch) {} }
+        parallelTasks(tasks, threads: outerThreads) { worker, task in
+            let firstImage = task * imagesPerTask
+            let count = min(imagesPerTask, batch - firstImage)
+            let taskWidth = count * positions
+            let (columns, staging) = pointers[worker].value
+            for part in 0..<group {
+                let planes = source + (firstImage * channels + part * groupChannels) * inputSize
+                var matrix = planes
+                var leadingB = positions
+                if let columns {
+                    for image in 0..<count {
+                        geometry.imageToColumns(planes + image * channels * inputSize, channels: groupChannels, into: columns + image * positions,
+                                                rowStride: taskWidth, threads: innerThreads)
+                    }
+                    matrix = UnsafePointer(columns)
+                    leadingB = taskWidth
+                }
+                let destination = staging.map { $0 + part * groupOutputs * taskWidth }
+                    ?? output + (firstImage * outputChannels + part * groupOutputs) * positions
+                Element.multiply(rows: groupOutputs, columns: taskWidth, inner: depth, filter + part * groupOutputs * depth, leadingA: depth,
+                                 transposeA: false, matrix, leadingB: leadingB, transposeB: false,
+                                 into: destination, leadingC: staging == nil ? positions : taskWidth, threads: innerThreads)
+            }
+            guard staging != nil || !epilogue.isEmpty else { return }
+            let planeCount = count * outputChannels
+            parallelChunks(planeCount, threads: innerThreads, minimumChunk: max(1, parallelElementThreshold / positions)) { range in
+                for local in range {
+                    let image = local / outputChannels, channel = local % outputChannels
+                    let plane = (firstImage + image) * outputChannels + channel
+                    let from = staging.map { UnsafePointer($0 + channel * taskWidth + image * positions) } ?? UnsafePointer(output + plane * positions)
+                    epilogue.apply(at: plane * positions, channel: channel, from: from, to: output + plane * positions, count: positions)
+                }
+            }
         }
     }
 
@@ -162,7 +233,7 @@ enum ConvolutionKernels {
                                 BLAS.multiply(rows: rows, columns: grid, inner: groupChannels,
                                               filter.baseAddress! + part * groupChannels * rows, leadingA: rows, transposeA: true,
                                               source.baseAddress! + (image * channels + part * groupChannels) * grid, leadingB: grid,
-                                              into: columns, leadingC: grid)
+                                              into: columns, leadingC: grid, threads: context.threads)
                                 geometry.columnsToImage(columns, channels: groupOutputs,
                                                         into: output.baseAddress! + (image * outputChannels + part * groupOutputs) * geometry.outputSize,
                                                         threads: context.threads)
@@ -175,6 +246,84 @@ enum ConvolutionKernels {
                 }
             }
             return [result]
+        }
+    }
+}
+
+extension ConvolutionKernels {
+    /// Elements of one segment's im2col matrix (1 MiB of floats): small enough to be read back
+    /// from cache by the GEMM right after it is written.
+    static let segmentElements = 1 << 18
+
+    /// Large 2-D maps (group 1): im2col and GEMM one segment of output rows at a time, the way
+    /// onnxruntime's MLAS does. A whole image's im2col matrix (115 MB for VGG's second layer) is
+    /// written to memory and read back; a segment's stays in cache. Segments of every image are
+    /// the tasks, each with a single-threaded GEMM, and the epilogue runs on the segment too.
+    static func convolveInSegments<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>,
+                                                         _ output: UnsafeMutablePointer<Element>, batch: Int, channels: Int, outputChannels: Int,
+                                                         geometry: SpatialGeometry, epilogue: ConvolutionEpilogue<Element>, threads: Int) {
+        let depth = channels * geometry.kernelSize
+        let positions = geometry.outputSize
+        let (outputHeight, outputWidth) = (geometry.output[1], geometry.output[2])
+        let rowsPerSegment = max(1, segmentElements / max(depth * outputWidth, 1))
+        let segments = (outputHeight + rowsPerSegment - 1) / rowsPerSegment
+        let workers = min(threads, batch * segments)
+        let buffers = (0..<workers).map { _ in RuntimeStorage(byteCount: depth * rowsPerSegment * outputWidth * MemoryLayout<Element>.stride) }
+        let pointers = buffers.map { UncheckedSendable(value: $0.bytes.baseAddress!.assumingMemoryBound(to: Element.self)) }
+        defer { withExtendedLifetime(buffers) {} }
+        parallelTasks(batch * segments, threads: threads) { worker, task in
+            let image = task / segments, segment = task % segments
+            let rows = (segment * rowsPerSegment)..<min(outputHeight, (segment + 1) * rowsPerSegment)
+            let width = rows.count * outputWidth
+            let columns = pointers[worker].value
+            geometry.imageToColumns(source + image * channels * geometry.inputSize, channels: channels, into: columns, rowStride: width,
+                                    outputRows: rows, threads: 1)
+            let first = image * outputChannels * positions + rows.lowerBound * outputWidth
+            Element.multiply(rows: outputChannels, columns: width, inner: depth, filter, leadingA: depth, transposeA: false,
+                             UnsafePointer(columns), leadingB: width, transposeB: false, into: output + first, leadingC: positions, threads: 1)
+            guard !epilogue.isEmpty else { return }
+            for channel in 0..<outputChannels {
+                let offset = first + channel * positions
+                epilogue.apply(at: offset, channel: channel, from: output + offset, to: output + offset, count: width)
+            }
+        }
+    }
+
+    static func addBias(_ bias: [Float], to output: UnsafeMutableBufferPointer<Float>, planes: Int, channels: Int, size: Int) {
+        for plane in 0..<planes {
+            let value = bias[plane % channels]
+            for index in (plane * size)..<((plane + 1) * size) { output[index] += value }
+        }
+    }
+}
+
+/// What a Conv does to each output plane right after its GEMM, in one pass while the plane is in
+/// cache: add the bias, add a residual (Conv -> Add fused by the plan), clamp at zero (-> Relu).
+struct ConvolutionEpilogue<Element: BinaryFloatingPoint>: @unchecked Sendable {
+    /// One value per output channel.
+    let bias: UnsafePointer<Element>?
+    /// Shaped like the output.
+    let residual: UnsafePointer<Element>?
+    let relu: Bool
+
+    var isEmpty: Bool { bias == nil && residual == nil && !relu }
+
+    /// destination[i] = f(source[i]) for `count` elements of output channel `channel` starting at
+    /// element `offset` of the output; `source` may be `destination`.
+    @inline(__always)
+    func apply(at offset: Int, channel: Int, from source: UnsafePointer<Element>, to destination: UnsafeMutablePointer<Element>, count size: Int) {
+        let shift = bias?[channel] ?? 0
+        if let residual {
+            let addend = residual + offset
+            if relu {
+                for index in 0..<size { destination[index] = max(source[index] + shift + addend[index], 0) }
+            } else {
+                for index in 0..<size { destination[index] = source[index] + shift + addend[index] }
+            }
+        } else if relu {
+            for index in 0..<size { destination[index] = max(source[index] + shift, 0) }
+        } else {
+            for index in 0..<size { destination[index] = source[index] + shift }
         }
     }
 }

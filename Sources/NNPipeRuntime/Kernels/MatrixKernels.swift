@@ -8,7 +8,7 @@ enum MatrixKernels {
         let transposeA = spec.int("transA", 0) == 1
         let transposeB = spec.int("transB", 0) == 1
         spec.ignore("broadcast")
-        return ClosureKernel { inputs, _ in
+        return ClosureKernel { inputs, context in
             let a = try inputs.required(0)
             let b = try inputs.required(1)
             guard a.dataType == .float, b.dataType == .float else { throw unsupportedType(a.dataType) }
@@ -37,7 +37,7 @@ enum MatrixKernels {
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
                         BLAS.multiply(rows: m, columns: n, inner: k, left.baseAddress!, leadingA: a.shape[1], transposeA: transposeA,
                                       right.baseAddress!, leadingB: b.shape[1], transposeB: transposeB,
-                                      into: output.baseAddress!, leadingC: n, alpha: alpha, beta: betaUsed)
+                                      into: output.baseAddress!, leadingC: n, alpha: alpha, beta: betaUsed, threads: context.threads)
                     }
                 }
             }
@@ -46,13 +46,13 @@ enum MatrixKernels {
     }
 
     static func matMul(_ spec: inout NodeSpec) throws -> any Kernel {
-        ClosureKernel { inputs, _ in
-            [try multiply(try inputs.required(0), try inputs.required(1))]
+        ClosureKernel { inputs, context in
+            [try multiply(try inputs.required(0), try inputs.required(1), threads: context.threads)]
         }
     }
 
     /// numpy.matmul: 1-D operands are promoted and the promoted axis dropped; batch axes broadcast.
-    static func multiply(_ a: RuntimeTensor, _ b: RuntimeTensor) throws -> RuntimeTensor {
+    static func multiply(_ a: RuntimeTensor, _ b: RuntimeTensor, threads: Int? = nil) throws -> RuntimeTensor {
         guard a.dataType == b.dataType, a.dataType == .float || a.dataType == .double else {
             throw unsupportedType(a.dataType)
         }
@@ -103,11 +103,11 @@ enum MatrixKernels {
         }
         if a.dataType == .float {
             run(Float.self) { rows, columns, inner, x, y, z in
-                BLAS.multiply(rows: rows, columns: columns, inner: inner, x, leadingA: inner, y, leadingB: columns, into: z, leadingC: columns)
+                BLAS.multiply(rows: rows, columns: columns, inner: inner, x, leadingA: inner, y, leadingB: columns, into: z, leadingC: columns, threads: threads)
             }
         } else {
             run(Double.self) { rows, columns, inner, x, y, z in
-                BLAS.multiply(rows: rows, columns: columns, inner: inner, x, leadingA: inner, y, leadingB: columns, into: z, leadingC: columns)
+                BLAS.multiply(rows: rows, columns: columns, inner: inner, x, leadingA: inner, y, leadingB: columns, into: z, leadingC: columns, threads: threads)
             }
         }
         if a.rank == 1 { outputShape.remove(at: outputShape.count - 2) }

@@ -25,18 +25,30 @@ enum NormalizationKernels {
         }
     }
 
-    /// y = x * multiplier[c] + shift[c] over NC... tensors.
-    static func channelAffine(_ input: RuntimeTensor, multiplier: [Float], shift: [Float], threads: Int) throws -> RuntimeTensor {
+    /// y = x * multiplier[c] + shift[c] over NC... tensors, clamped at zero when `relu`.
+    static func channelAffine(_ input: RuntimeTensor, multiplier: [Float], shift: [Float], relu: Bool = false,
+                              threads: Int) throws -> RuntimeTensor {
         let channels = input.shape[1]
         let spatial = input.shape[2...].reduce(1, *)
         let result = RuntimeTensor(dataType: .float, shape: input.shape)
         input.withUnsafeBuffer(of: Float.self) { source in
             result.withUnsafeMutableBuffer(of: Float.self) { output in
-                parallelChunks(input.shape[0] * channels, threads: source.count >= parallelElementThreshold ? threads : 1) { planes in
-                    for plane in planes {
-                        let channel = plane % channels
-                        let a = multiplier[channel], b = shift[channel]
-                        for index in (plane * spatial)..<((plane + 1) * spatial) { output[index] = source[index] * a + b }
+                multiplier.withUnsafeBufferPointer { multiplier in
+                    shift.withUnsafeBufferPointer { shift in
+                        let minimumChunk = max(1, parallelElementThreshold / max(spatial, 1))
+                        parallelChunks(input.shape[0] * channels, threads: source.count >= parallelElementThreshold ? threads : 1,
+                                       minimumChunk: minimumChunk) { planes in
+                            for plane in planes {
+                                let channel = plane % channels
+                                let a = multiplier[channel], b = shift[channel]
+                                let from = source.baseAddress! + plane * spatial, to = output.baseAddress! + plane * spatial
+                                if relu {
+                                    for index in 0..<spatial { to[index] = max(from[index] * a + b, 0) }
+                                } else {
+                                    for index in 0..<spatial { to[index] = from[index] * a + b }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -147,6 +159,20 @@ enum NormalizationKernels {
                 }
             }
             return [result]
+        }
+    }
+}
+
+extension NormalizationKernels {
+    /// A chain of per-channel affine nodes (-> Relu) composed by `PlanFusion`; declines inputs whose
+    /// rank would have made the nodes' constants broadcast differently.
+    static func fusedChannelAffine(_ affine: ChannelAffine, requiredRank: Int?, relu: Bool) -> any Kernel {
+        ClosureKernel { inputs, context in
+            let input = try inputs.required(0)
+            guard input.dataType == .float, input.rank >= affine.minimumRank, input.shape[1] == affine.channels,
+                  requiredRank.map({ $0 == input.rank }) ?? true
+            else { throw FusionDeclined() }
+            return [try channelAffine(input, multiplier: affine.multiplier, shift: affine.shift, relu: relu, threads: context.threads)]
         }
     }
 }

@@ -29,8 +29,17 @@ enum PoolingKernels {
                 input.withUnsafeBuffer(of: Float.self) { source in
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
                         let indexPointer = indices?.storage.bytes.baseAddress?.assumingMemoryBound(to: Int64.self)
+                        let simple = indices == nil && geometry.input[0] == 1 && geometry.kernel[0] == 1 && geometry.dilations.allSatisfy { $0 == 1 }
                         parallelChunks(planes, threads: planes * geometry.outputSize >= parallelElementThreshold / 4 ? context.threads : 1) { range in
-                            for plane in range {
+                            if simple {
+                                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, geometry.input[2]))
+                                defer { scratch.deallocate() }
+                                for plane in range {
+                                    poolPlane2D(source.baseAddress! + plane * geometry.inputSize, output.baseAddress! + plane * geometry.outputSize,
+                                                scratch: scratch, geometry: geometry, maximum: maximum, includePad: includePad)
+                                }
+                            }
+                            for plane in range where !simple {
                                 poolPlane(source.baseAddress! + plane * geometry.inputSize, output.baseAddress! + plane * geometry.outputSize,
                                           indexPointer.map { $0 + plane * geometry.outputSize }, planeOffset: plane * geometry.inputSize,
                                           windows: windows, geometry: geometry, maximum: maximum, includePad: includePad, columnMajor: columnMajor)
@@ -68,6 +77,56 @@ enum PoolingKernels {
                 last.append(low < high ? high : 0)
                 paddedCount.append(padded)
                 start.append(origin)
+            }
+        }
+    }
+
+    /// The common case (2-D, no dilation, no Indices output), done separably: the window's rows are
+    /// first combined into one row (`scratch`, `inputWidth` floats; a vectorisable pass), then each
+    /// output takes its `kernelWidth` neighbours from that row. A 3x3 window costs about 3 + 3
+    /// operations per output instead of 9 with per-tap bounds.
+    static func poolPlane2D(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                            geometry g: SpatialGeometry, maximum: Bool, includePad: Bool) {
+        let (inputHeight, inputWidth) = (g.input[1], g.input[2])
+        let (outputHeight, outputWidth) = (g.output[1], g.output[2])
+        let (kernelHeight, kernelWidth) = (g.kernel[1], g.kernel[2])
+        let (strideH, strideW) = (g.strides[1], g.strides[2])
+        let (padH, padW) = (g.padBegin[1], g.padBegin[2])
+        let (padEndH, padEndW) = (g.padEnd[1], g.padEnd[2])
+        for oh in 0..<outputHeight {
+            let originH = oh * strideH - padH
+            let (firstH, lastH) = (max(0, originH), min(inputHeight, originH + kernelHeight))
+            let destination = output + oh * outputWidth
+            guard firstH < lastH else {
+                // A window entirely in the padding: MaxPool's identity, AveragePool's empty sum.
+                destination.update(repeating: maximum ? -.infinity : 0, count: outputWidth)
+                continue
+            }
+            scratch.update(from: input + firstH * inputWidth, count: inputWidth)
+            for ih in (firstH + 1)..<lastH {
+                let row = input + ih * inputWidth
+                if maximum {
+                    for iw in 0..<inputWidth { scratch[iw] = max(scratch[iw], row[iw]) }
+                } else {
+                    for iw in 0..<inputWidth { scratch[iw] += row[iw] }
+                }
+            }
+            let paddedH = min(originH + kernelHeight, inputHeight + padEndH) - max(originH, -padH)
+            for ow in 0..<outputWidth {
+                let originW = ow * strideW - padW
+                let (firstW, lastW) = (max(0, originW), min(inputWidth, originW + kernelWidth))
+                if maximum {
+                    var best = -Float.infinity
+                    for iw in firstW..<max(firstW, lastW) { best = max(best, scratch[iw]) }
+                    destination[ow] = best
+                } else {
+                    var total: Float = 0
+                    for iw in firstW..<max(firstW, lastW) { total += scratch[iw] }
+                    let count = includePad
+                        ? paddedH * (min(originW + kernelWidth, inputWidth + padEndW) - max(originW, -padW))
+                        : (lastH - firstH) * max(0, lastW - firstW)
+                    destination[ow] = count > 0 ? total / Float(count) : 0
+                }
             }
         }
     }

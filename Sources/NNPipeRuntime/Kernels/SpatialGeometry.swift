@@ -133,15 +133,20 @@ struct SpatialGeometry: Sendable {
     var outputSpatialShape: [Int] { Array(output.suffix(spatialRank)) }
 
     /// Writes the im2col matrix of one image's `channels` planes: rows (channel, kernel offset),
-    /// columns output positions; out-of-image taps are 0.
+    /// columns output positions; out-of-image taps are 0. Rows start `rowStride` elements apart
+    /// (default: the output size), so several images' matrices can sit side by side. `outputRows`
+    /// (2-D only) writes the columns of those output rows alone: a segment of the matrix.
     func imageToColumns<Element: BinaryFloatingPoint>(_ image: UnsafePointer<Element>, channels: Int, into columns: UnsafeMutablePointer<Element>,
-                                                      threads: Int) {
-        let outputCount = outputSize
+                                                      rowStride: Int? = nil, outputRows: Range<Int>? = nil, threads: Int) {
+        precondition(outputRows == nil || output[0] == 1, "output row segments are for 2-D convolutions")
+        let heightRange = outputRows ?? 0..<output[1]
+        let outputCount = output[0] * heightRange.count * output[2]
+        let stride = rowStride ?? outputCount
         let kernelCount = kernelSize
         let work = channels * kernelCount
         // Locals, not array properties, inside the loops: no bounds checks or reference counting there.
         let (inputDepth, inputHeight, inputWidth) = (input[0], input[1], input[2])
-        let (outputDepth, outputHeight, outputWidth) = (output[0], output[1], output[2])
+        let (outputDepth, outputWidth) = (output[0], output[2])
         let (kernelHeight, kernelWidth) = (kernel[1], kernel[2])
         let (strideD, strideH, strideW) = (strides[0], strides[1], strides[2])
         let (dilationD, dilationH, dilationW) = (dilations[0], dilations[1], dilations[2])
@@ -155,14 +160,14 @@ struct SpatialGeometry: Sendable {
                 let kh = offset % kernelHeight
                 let kd = offset / kernelHeight
                 let plane = image + channel * planeSize
-                var destination = columns + row * outputCount
+                var destination = columns + row * stride
                 let start = kw * dilationW - padW
                 // Output columns whose tap lands inside the row.
                 let firstColumn = min(outputWidth, max(0, (-start + strideW - 1) / strideW))
                 let lastColumn = max(firstColumn, min(outputWidth, (inputWidth - start + strideW - 1) / strideW))
                 for od in 0..<outputDepth {
                     let id = od * strideD - padD + kd * dilationD
-                    for oh in 0..<outputHeight {
+                    for oh in heightRange {
                         let ih = oh * strideH - padH + kh * dilationH
                         if id < 0 || id >= inputDepth || ih < 0 || ih >= inputHeight {
                             destination.update(repeating: 0, count: outputWidth)
