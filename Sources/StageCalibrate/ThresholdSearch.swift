@@ -41,7 +41,7 @@ public enum ThresholdSearch {
     /// level Q is constant, so Σ p·log(p/q) over the level is (Σ c·log c − S·log(S/n)) / T plus a
     /// term shared by all bins, where S is the level's mass, n its non-empty bins and T the total.
     /// Only the last kept bin, which holds the folded outliers, is corrected on its own.
-    /// - Complexity: O(bins · quantizedBins), logarithms included.
+    /// - Complexity: O(bins · quantizedBins) additions; O(bins · bins / quantizedBins) logarithms at most.
     public static func entropy(_ histogram: Histogram, quantizedBins: Int = 128) -> Float {
         let (counts, width) = histogram.magnitudes()
         let bins = counts.count
@@ -61,6 +61,23 @@ public enum ThresholdSearch {
         let total = suffix[0]
         guard total > 0 else { return Float(bins) * width }
         let logTotal = log(total)
+        // A level's term depends only on its bin range [start, end), and neighbouring thresholds
+        // share most ranges (a few widths per start), so each range's logarithm is taken once and
+        // remembered: about 6x fewer logarithms than one per level per threshold, same sums.
+        let widestLevel = bins / quantizedBins + 2
+        var remembered = [Double](repeating: .nan, count: (bins + 1) * (widestLevel + 1))
+        func levelContribution(_ start: Int, _ end: Int) -> Double {
+            let width = end - start
+            let slot = start * (widestLevel + 1) + width
+            if width <= widestLevel, !remembered[slot].isNaN { return remembered[slot] }
+            let nonEmpty = nonEmptyPrefix[end] - nonEmptyPrefix[start]
+            let sum = massPrefix[end] - massPrefix[start]
+            // An empty level, or one holding only fractional re-binned crumbs lost to rounding, adds nothing.
+            let contribution = nonEmpty > 0 && sum > 0
+                ? (termPrefix[end] - termPrefix[start]) - sum * log(sum / Double(nonEmpty)) : 0
+            if width <= widestLevel { remembered[slot] = contribution }
+            return contribution
+        }
         var bestDivergence = Double.infinity
         var bestIndex = bins
         counts.withUnsafeBufferPointer { counts in
@@ -75,16 +92,18 @@ public enum ThresholdSearch {
                     let merge = Double(threshold) / Double(quantizedBins)
                     var weighted = 0.0
                     var lastShare = 0.0
-                    for level in 0..<quantizedBins {
+                    for level in 0..<quantizedBins - 1 {
                         let start = Int((Double(level) * merge).rounded(.down))
-                        let end = level == quantizedBins - 1 ? threshold : Int((Double(level + 1) * merge).rounded(.down))
-                        let nonEmpty = nonEmptyPrefix[end] - nonEmptyPrefix[start]
-                        guard nonEmpty > 0 else { continue }
-                        let sum = massPrefix[end] - massPrefix[start]
-                        guard sum > 0 else { continue }  // only fractional re-binned crumbs, lost to rounding
-                        let logShare = log(sum / Double(nonEmpty))
-                        weighted += (termPrefix[end] - termPrefix[start]) - sum * logShare
-                        if level == quantizedBins - 1 { lastShare = logShare }
+                        let end = Int((Double(level + 1) * merge).rounded(.down))
+                        weighted += levelContribution(start, end)
+                    }
+                    // The last level also gives the outlier correction its log Q.
+                    let lastStart = Int((Double(quantizedBins - 1) * merge).rounded(.down))
+                    let nonEmpty = nonEmptyPrefix[threshold] - nonEmptyPrefix[lastStart]
+                    let sum = massPrefix[threshold] - massPrefix[lastStart]
+                    if nonEmpty > 0 && sum > 0 {
+                        lastShare = log(sum / Double(nonEmpty))
+                        weighted += (termPrefix[threshold] - termPrefix[lastStart]) - sum * lastShare
                     }
                     if outliers > 0 {
                         let folded = lastCount + outliers
