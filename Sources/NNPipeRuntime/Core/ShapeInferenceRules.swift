@@ -42,20 +42,9 @@ extension ShapeInference {
             return try broadcast(shapes)
         }
 
+        // The kernels' broadcast rule, with its message re-issued under this node's name.
         func broadcast(_ shapes: [[Int]]) throws -> [Int] {
-            let rank = shapes.map(\.count).max() ?? 0
-            var result = [Int](repeating: 1, count: rank)
-            for shape in shapes {
-                for (offset, size) in shape.enumerated() {
-                    let axis = rank - shape.count + offset
-                    if result[axis] == 1 {
-                        result[axis] = size
-                    } else if size != 1 && size != result[axis] {
-                        throw fail("shapes \(shapes.map { "\($0)" }.joined(separator: " and ")) do not broadcast")
-                    }
-                }
-            }
-            return result
+            do { return try BroadcastPlan.shape(shapes) } catch let error as KernelError { throw fail(error.message) }
         }
 
         static func shapeRange(_ node: Node, rank: Int) -> Range<Int> {
