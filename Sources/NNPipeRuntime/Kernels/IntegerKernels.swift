@@ -70,12 +70,7 @@ enum IntegerKernels {
         return ClosureKernel { inputs, context in
             let x = try inputs.required(0)
             let w = try inputs.required(3)
-            let inputScale = try inputs.required(1).floats[0]
-            let outputScale = try inputs.required(6).floats[0]
-            // onnxruntime's order: x_scale · w_scale / y_scale in float32.
-            let multipliers = try inputs.required(4).floats.map { inputScale * $0 / outputScale }
-            let zeroPoint = inputs.optional(7)
-            let outputType = zeroPoint?.dataType ?? x.dataType
+            let (multipliers, zeroPoint, outputType) = try qLinearRequantisation(inputs, inputType: x.dataType)
             if group == 1, x.rank >= 3, w.rank == x.rank {
                 return [try integerConvolution(x, xZero: inputs.optional(2), w, wZero: inputs.optional(5), bias: inputs.optional(8),
                                                attributes: attributes, multipliers: multipliers, zeroPoint: zeroPoint, type: outputType)]
@@ -177,15 +172,23 @@ enum IntegerKernels {
         }
     }
 
+    /// QLinearConv and QLinearMatMul share their input layout (x, x_scale, x_zero, w, w_scale,
+    /// w_zero, y_scale, y_zero): the requantisation multipliers in onnxruntime's order
+    /// (x_scale · w_scale / y_scale in float32), the output zero point and the output type.
+    static func qLinearRequantisation(_ inputs: [RuntimeTensor?], inputType: DataType) throws
+        -> (multipliers: [Float], zeroPoint: RuntimeTensor?, type: DataType) {
+        let inputScale = try inputs.required(1).floats[0]
+        let outputScale = try inputs.required(6).floats[0]
+        let multipliers = try inputs.required(4).floats.map { inputScale * $0 / outputScale }
+        let zeroPoint = inputs.optional(7)
+        return (multipliers, zeroPoint, zeroPoint?.dataType ?? inputType)
+    }
+
     static func qLinearMatMul(_ spec: inout NodeSpec) throws -> any Kernel {
         ClosureKernel { inputs, _ in
             let a = try inputs.required(0)
             let b = try inputs.required(3)
-            let aScale = try inputs.required(1).floats[0]
-            let yScale = try inputs.required(6).floats[0]
-            let multipliers = try inputs.required(4).floats.map { aScale * $0 / yScale }
-            let zeroPoint = inputs.optional(7)
-            let type = zeroPoint?.dataType ?? a.dataType
+            let (multipliers, zeroPoint, type) = try qLinearRequantisation(inputs, inputType: a.dataType)
             if a.rank >= 2, b.rank == 2, a.shape[a.rank - 1] == b.shape[0] {
                 let rows = a.shape.dropLast().reduce(1, *)
                 let accumulators = try integerProduct(a, aZero: inputs.optional(2), b, bZero: inputs.optional(5), rows: rows, transposedB: false)
