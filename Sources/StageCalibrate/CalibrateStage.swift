@@ -48,27 +48,35 @@ public struct CalibrateStage: Stage {
         let batchSize = Self.batchSize(for: model.graph, preferred: specification.batchSize)
         let plan = try ExecutionPlan(model: model, batchSize: batchSize)
 
-        let wanted = Set(targets)
-        var collectors: [String: RangeCollector] = [:]
-        for name in targets { collectors[name] = RangeCollector(settings: settings) }
+        // Targets that copy another target's values are not counted; they take its range at the end.
+        let aliases = CalibrationTargets.aliases(in: model.graph, targets: targets)
+        let counted = Set(targets.filter { aliases[$0] == nil })
+        let counting = CountingQueue(targets: counted, settings: settings)
         var nonFloat = Set<String>()
         var seen = 0
         try reader.forEachBatch(size: batchSize) { batch in
             let feeds = try batch.inputs.mapValues { try RuntimeTensor($0) }
+            counting.beginBatch()
             _ = try plan.run(inputs: feeds) { name, value in
-                guard wanted.contains(name) else { return }
+                guard counted.contains(name) else { return }
                 guard value.dataType == .float else {
                     nonFloat.insert(name)
                     return
                 }
-                value.withUnsafeBuffer(of: Float.self) { collectors[name]!.add($0) }
+                counting.add(value, to: name)
             }
+            counting.endBatch()
             seen += batch.range.count
             context.progress.update("calibrating (\(settings.method.rawValue)): \(seen) of \(reader.sampleCount) samples", fraction: Double(seen) / Double(reader.sampleCount))
         }
+        var collectors = counting.finish()
+        for (alias, source) in aliases {
+            collectors[alias] = collectors[source]
+            if nonFloat.contains(source) { nonFloat.insert(alias) }
+        }
 
         // The threshold searches are independent and O(bins²) each: run them on all cores.
-        let searched = targets.filter { !nonFloat.contains($0) }
+        let searched = targets.filter { !nonFloat.contains($0) && collectors[$0] != nil }
         let ranges = RangeCollector.ranges(searched.map { collectors[$0]! })
         var rows: [JSONValue] = []
         var recorded = 0
@@ -104,3 +112,37 @@ public struct CalibrateStage: Stage {
         return max(preferred, 1)
     }
 }
+
+/// Counts observed values on a background thread while the model computes the next layers and the
+/// next batch: the forward pass of a small model leaves a core free, and counting a histogram costs
+/// about as much as computing the activations. One serial queue keeps each tensor's batches in
+/// order, so the result is the same as counting inline. At most two batches are in flight (one being
+/// computed, one being counted), so memory stays flat in the sample count.
+final class CountingQueue: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "nnpipe.calibrate.counting")
+    private let inFlight = DispatchSemaphore(value: 2)
+    /// Touched only on `queue` until `finish()`, which waits for it.
+    private var collectors: [String: RangeCollector] = [:]
+
+    init(targets: Set<String>, settings: RangeCollector.Settings) {
+        for name in targets { collectors[name] = RangeCollector(settings: settings) }
+    }
+
+    func beginBatch() { inFlight.wait() }
+
+    /// `value` stays alive (its storage is not reused) until it has been counted.
+    func add(_ value: RuntimeTensor, to name: String) {
+        queue.async {
+            value.withUnsafeBuffer(of: Float.self) { self.collectors[name]!.add($0) }
+        }
+    }
+
+    func endBatch() {
+        queue.async { self.inFlight.signal() }
+    }
+
+    func finish() -> [String: RangeCollector] {
+        queue.sync { collectors }
+    }
+}
+

@@ -25,4 +25,29 @@ public enum CalibrationTargets {
         }
         return names
     }
+
+    /// Ops whose output holds exactly their first input's values in the same order.
+    static let valuePreservingOperators: Set<String> = ["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity"]
+
+    /// Targets whose values are another target's, batch for batch (the Flatten before a Gemm holds
+    /// the last Relu's values): they get that target's range without being counted a second time.
+    /// Maps each such target to the target it copies.
+    public static func aliases(in graph: Graph, targets: [String]) -> [String: String] {
+        let targetSet = Set(targets)
+        var producer: [String: Node] = [:]
+        for node in graph.nodes { for output in node.outputs where !output.isEmpty { producer[output] = node } }
+        var aliases: [String: String] = [:]
+        for name in targets {
+            var current = name
+            while let node = producer[current], node.domain.isEmpty, valuePreservingOperators.contains(node.opType),
+                  let source = node.inputs.first, !source.isEmpty {
+                current = source
+                if targetSet.contains(current) {
+                    aliases[name] = current
+                    break
+                }
+            }
+        }
+        return aliases
+    }
 }

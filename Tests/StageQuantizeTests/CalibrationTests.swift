@@ -148,6 +148,37 @@ struct SampleSource {
         #expect(result.summary.contains("128 samples"))
     }
 
+    /// A target that only reshapes another target's values takes its range instead of being counted twice.
+    @Test("value-preserving ops make a target an alias", arguments: [
+        ("Flatten", ["relu": "flat"] as [String: String], "flat", "relu" as String?),
+        ("Reshape then Identity", ["relu": "shaped", "shaped": "copy"], "copy", "relu"),
+        ("Transpose reorders values", ["relu": "turned"], "turned", nil),
+    ])
+    func aliases(description: String, chain: [String: String], last: String, source: String?) throws {
+        // conv -> relu -> (chain) -> last -> Gemm, so both relu and last are calibration targets.
+        var nodes = [Node(opType: "Conv", inputs: ["image", "w"], outputs: ["conv"]),
+                     Node(opType: "Relu", inputs: ["conv"], outputs: ["relu"])]
+        var current = "relu"
+        while let next = chain[current] {
+            let op = next == "flat" ? "Flatten" : next == "shaped" ? "Reshape" : next == "copy" ? "Identity" : "Transpose"
+            nodes.append(Node(opType: op, inputs: op == "Reshape" ? [current, "shape"] : [current], outputs: [next]))
+            current = next
+        }
+        nodes.append(Node(opType: "Gemm", inputs: [last, "fc", "bias"], outputs: ["logits"]))
+        let graph = Graph(nodes: nodes)
+        let targets = CalibrationTargets.tensors(in: graph)
+        #expect(targets.contains(last) && targets.contains("relu"))
+        #expect(CalibrationTargets.aliases(in: graph, targets: targets)[last] == source, "\(description)")
+    }
+
+    @Test func aliasGetsItsSourcesRange() throws {
+        var model = try QuantizeFixtures.model("cnn")
+        _ = try QuantizeFixtures.calibrate(&model, fixture: "cnn", method: "entropy")
+        let ranges = model.annotations.calibrationRanges
+        #expect(CalibrationTargets.aliases(in: model.graph, targets: CalibrationTargets.tensors(in: model.graph)) == ["flat": "relu2"])
+        #expect(ranges["flat"] != nil && ranges["flat"] == ranges["relu2"])
+    }
+
     @Test func calibrateOptionsAreChecked() {
         #expect(throws: NNPipeError.self) {
             try CalibrateStage(options: QuantizeFixtures.options(["dataset": .string("calib"), "method": .string("entropy"), "moving_average": .number(0.1)]))

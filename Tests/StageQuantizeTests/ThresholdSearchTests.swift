@@ -87,6 +87,53 @@ import Testing
         #expect(histogram.counts == expected)
     }
 
+    /// Later batches are counted in one pass with the range already set, and recounted only when
+    /// they fall outside it. Either way the counts must be the scalar rule's.
+    @Test("a second batch counts as the scalar rule does, inside or outside the range", arguments: [
+        ("inside, signed", [Float](repeating: 0, count: 0), false),
+        ("inside, with NaN", [Float.nan, 1.5, .nan], false),
+        ("wider: grows", [Float(-12.5), 11], true),
+        ("with ±∞: skipped, no growth", [Float.infinity, 2, -Float.infinity], false),
+    ])
+    func secondBatch(description: String, extra: [Float], grows: Bool) throws {
+        var source = SampleSource(state: 9)
+        // The first batch sets the range to about [-10, 10]; the second stays inside it unless `extra` widens it.
+        let first = source.normal(count: 70_001, scale: 2) + [-10, 10]
+        let second = source.normal(count: 90_003, scale: 1.5) + extra
+        var histogram = Histogram(bins: 512)
+        first.withUnsafeBufferPointer { histogram.add($0) }
+        let firstUpper = histogram.upper
+        second.withUnsafeBufferPointer { histogram.add($0) }
+        let grew: Bool = histogram.upper != firstUpper
+        #expect(grew == grows, "\(description)")
+        let finite = (first + second).filter(\.isFinite)
+        #expect(histogram.total == Double(first.count + second.count))
+        if grows {
+            // Re-binning spreads old counts by overlap, so only the mass is exact.
+            let mass: Double = histogram.counts.reduce(0, +)
+            let expectedMass = Double(finite.count)
+            #expect(abs(mass - expectedMass) < 1e-6 * expectedMass)
+            return
+        }
+        var expected = [Double](repeating: 0, count: histogram.bins)
+        let scale = Float(histogram.bins) / (histogram.upper - histogram.lower)
+        for value in finite { expected[min(max(Int((value - histogram.lower) * scale), 0), histogram.bins - 1)] += 1 }
+        #expect(histogram.counts == expected, "\(description)")
+    }
+
+    @Test func negativeValueInANonNegativeRangeMakesItSigned() throws {
+        var histogram = Histogram(bins: 256)
+        [Float](repeating: 0, count: 100).withUnsafeBufferPointer { histogram.add($0) }
+        [Float(3), 1, 2].withUnsafeBufferPointer { histogram.add($0) }
+        #expect(histogram.lower == 0)
+        [Float(1), -0.5, 2].withUnsafeBufferPointer { histogram.add($0) }
+        #expect(histogram.lower == -3)
+        #expect(histogram.upper == 3)
+        #expect(histogram.minimum == -0.5)
+        let mass: Double = histogram.counts.reduce(0, +)
+        #expect(abs(mass - 106) < 1e-9)
+    }
+
     @Test func nanAndInfinityAreSkippedWithoutCrashing() throws {
         var histogram = Histogram(bins: 128)
         let values: [Float] = [1, 2, .nan, 3, -1, 0.5, .nan, 4, 2, 1, 0]
@@ -97,5 +144,6 @@ import Testing
         let withInfinity: [Float] = [1, -.infinity, 2, 3, 4, 5, 6, 7, 8]
         withInfinity.withUnsafeBufferPointer { infinite.add($0) }
         #expect(infinite.maximum == 8)
+        #expect(infinite.minimum == 1, "±∞ must not stretch the range")
     }
 }
