@@ -46,76 +46,47 @@ public enum ThresholdSearch {
         let (counts, width) = histogram.magnitudes()
         let bins = counts.count
         guard histogram.total > 0, bins > quantizedBins else { return Float(bins) * width }
-        let terms = counts.map { $0 > 0 ? $0 * log($0) : 0 }
-        // Prefix sums make each level's mass, c·log c sum and non-empty count O(1).
-        var massPrefix = [Double](repeating: 0, count: bins + 1)
-        var termPrefix = [Double](repeating: 0, count: bins + 1)
-        var nonEmptyPrefix = [Int](repeating: 0, count: bins + 1)
-        for index in 0..<bins {
-            massPrefix[index + 1] = massPrefix[index] + counts[index]
-            termPrefix[index + 1] = termPrefix[index] + terms[index]
-            nonEmptyPrefix[index + 1] = nonEmptyPrefix[index] + (counts[index] != 0 ? 1 : 0)
-        }
+        let sums = LevelSums(counts: counts, quantizedBins: quantizedBins)
         var suffix = [Double](repeating: 0, count: bins + 1)
         for index in stride(from: bins - 1, through: 0, by: -1) { suffix[index] = suffix[index + 1] + counts[index] }
         let total = suffix[0]
         guard total > 0 else { return Float(bins) * width }
         let logTotal = log(total)
-        // A level's term depends only on its bin range [start, end), and neighbouring thresholds
-        // share most ranges (a few widths per start), so each range's logarithm is taken once and
-        // remembered: about 6x fewer logarithms than one per level per threshold, same sums.
-        let widestLevel = bins / quantizedBins + 2
-        var remembered = [Double](repeating: .nan, count: (bins + 1) * (widestLevel + 1))
-        func levelContribution(_ start: Int, _ end: Int) -> Double {
-            let width = end - start
-            let slot = start * (widestLevel + 1) + width
-            if width <= widestLevel, !remembered[slot].isNaN { return remembered[slot] }
-            let nonEmpty = nonEmptyPrefix[end] - nonEmptyPrefix[start]
-            let sum = massPrefix[end] - massPrefix[start]
-            // An empty level, or one holding only fractional re-binned crumbs lost to rounding, adds nothing.
-            let contribution = nonEmpty > 0 && sum > 0
-                ? (termPrefix[end] - termPrefix[start]) - sum * log(sum / Double(nonEmpty)) : 0
-            if width <= widestLevel { remembered[slot] = contribution }
-            return contribution
-        }
         var bestDivergence = Double.infinity
         var bestIndex = bins
-        counts.withUnsafeBufferPointer { counts in
-            terms.withUnsafeBufferPointer { terms in
-                for threshold in quantizedBins...bins {
-                    let kept = massPrefix[threshold]
-                    guard kept > 0 else { continue }
-                    let outliers = suffix[threshold]
-                    let lastCount = counts[threshold - 1]
-                    // The folded outlier mass would sit where Q is empty: this threshold cannot represent P.
-                    if outliers > 0 && lastCount == 0 { continue }
-                    let merge = Double(threshold) / Double(quantizedBins)
-                    var weighted = 0.0
-                    var lastShare = 0.0
-                    for level in 0..<quantizedBins - 1 {
-                        let start = Int((Double(level) * merge).rounded(.down))
-                        let end = Int((Double(level + 1) * merge).rounded(.down))
-                        weighted += levelContribution(start, end)
-                    }
-                    // The last level also gives the outlier correction its log Q.
-                    let lastStart = Int((Double(quantizedBins - 1) * merge).rounded(.down))
-                    let nonEmpty = nonEmptyPrefix[threshold] - nonEmptyPrefix[lastStart]
-                    let sum = massPrefix[threshold] - massPrefix[lastStart]
-                    if nonEmpty > 0 && sum > 0 {
-                        lastShare = log(sum / Double(nonEmpty))
-                        weighted += (termPrefix[threshold] - termPrefix[lastStart]) - sum * lastShare
-                    }
-                    if outliers > 0 {
-                        let folded = lastCount + outliers
-                        weighted += (folded * log(folded) - folded * lastShare) - (terms[threshold - 1] - lastCount * lastShare)
-                    }
-                    // P sums to one over its non-empty bins, so the shared log(E/T) term counts once.
-                    let divergence = weighted / total + (log(kept) - logTotal)
-                    if divergence < bestDivergence {
-                        bestDivergence = divergence
-                        bestIndex = threshold
-                    }
-                }
+        for threshold in quantizedBins...bins {
+            let kept = sums.mass[threshold]
+            guard kept > 0 else { continue }
+            let outliers = suffix[threshold]
+            let lastCount = counts[threshold - 1]
+            // The folded outlier mass would sit where Q is empty: this threshold cannot represent P.
+            if outliers > 0 && lastCount == 0 { continue }
+            let merge = Double(threshold) / Double(quantizedBins)
+            var weighted = 0.0
+            var lastShare = 0.0
+            var start = 0
+            for level in 0..<quantizedBins - 1 {
+                let end = Int((Double(level + 1) * merge).rounded(.down))
+                weighted += sums.contribution(start, end)
+                start = end
+            }
+            // The last level also gives the outlier correction its log Q.
+            let nonEmpty = sums.nonEmpty[threshold] - sums.nonEmpty[start]
+            let sum = sums.mass[threshold] - sums.mass[start]
+            if nonEmpty > 0 && sum > 0 {
+                lastShare = log(sum / Double(nonEmpty))
+                weighted += (sums.term[threshold] - sums.term[start]) - sum * lastShare
+            }
+            if outliers > 0 {
+                let folded = lastCount + outliers
+                let lastTerm = lastCount > 0 ? lastCount * log(lastCount) : 0
+                weighted += (folded * log(folded) - folded * lastShare) - (lastTerm - lastCount * lastShare)
+            }
+            // P sums to one over its non-empty bins, so the shared log(E/T) term counts once.
+            let divergence = weighted / total + (log(kept) - logTotal)
+            if divergence < bestDivergence {
+                bestDivergence = divergence
+                bestIndex = threshold
             }
         }
         return Float(bestIndex) * width
@@ -155,3 +126,56 @@ public enum ThresholdSearch {
         return Float(bestIndex) * width
     }
 }
+
+/// Prefix sums over the |x| histogram that make a level's share of KL(P‖Q) O(1): its mass S, its
+/// Σ c·log c and its non-empty bin count n. A level's share depends only on its bin range, and
+/// neighbouring thresholds share most ranges (a few widths per start), so each range's share is
+/// remembered: about 6x fewer logarithms than one per level per threshold, same sums.
+/// Raw buffers in a class with constant properties, not arrays captured by a closure: the closure's
+/// dynamic exclusivity and bounds checks cost more than the arithmetic (4 ms -> 1.5 ms a search).
+private final class LevelSums {
+    let mass: UnsafeMutableBufferPointer<Double>
+    let term: UnsafeMutableBufferPointer<Double>
+    let nonEmpty: UnsafeMutableBufferPointer<Int>
+    private let remembered: UnsafeMutableBufferPointer<Double>
+    private let widestLevel: Int
+
+    init(counts: [Double], quantizedBins: Int) {
+        let bins = counts.count
+        mass = .allocate(capacity: bins + 1)
+        term = .allocate(capacity: bins + 1)
+        nonEmpty = .allocate(capacity: bins + 1)
+        mass[0] = 0
+        term[0] = 0
+        nonEmpty[0] = 0
+        for (index, count) in counts.enumerated() {
+            mass[index + 1] = mass[index] + count
+            term[index + 1] = term[index] + (count > 0 ? count * log(count) : 0)
+            nonEmpty[index + 1] = nonEmpty[index] + (count != 0 ? 1 : 0)
+        }
+        widestLevel = bins / quantizedBins + 2
+        remembered = .allocate(capacity: (bins + 1) * (widestLevel + 1))
+        remembered.initialize(repeating: .nan)
+    }
+
+    deinit {
+        mass.deallocate()
+        term.deallocate()
+        nonEmpty.deallocate()
+        remembered.deallocate()
+    }
+
+    /// Σ p·log(p/q) over bins [start, end) up to the shared factor: Σ c·log c − S·log(S/n).
+    @inline(__always) func contribution(_ start: Int, _ end: Int) -> Double {
+        let width = end &- start
+        let slot = start &* (widestLevel &+ 1) &+ width
+        if width <= widestLevel, !remembered[slot].isNaN { return remembered[slot] }
+        let count = nonEmpty[end] &- nonEmpty[start]
+        let sum = mass[end] - mass[start]
+        // An empty level, or one holding only fractional re-binned crumbs lost to rounding, adds nothing.
+        let share = count > 0 && sum > 0 ? (term[end] - term[start]) - sum * log(sum / Double(count)) : 0
+        if width <= widestLevel { remembered[slot] = share }
+        return share
+    }
+}
+
