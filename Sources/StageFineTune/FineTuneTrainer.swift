@@ -79,7 +79,8 @@ struct FineTuneTrainer {
             throw NNPipeError(.invalidData, "dataset '\(configuration.dataset)' has no 'labels'; fine-tuning needs them", path: context.stagePath)
         }
         let expected = model.graph.runtimeInputs.compactMap(ExpectedInput.init).filter { graph.inputNames.contains($0.name) }
-        let sampleCount = try reader(trainingSpecification, expected: expected, epoch: 0).sampleCount
+        let samples = try TrainingSamples(specification: trainingSpecification, expected: expected, seed: configuration.seed)
+        let sampleCount = samples.sampleCount
         let batchesPerEpoch = (sampleCount + configuration.batchSize - 1) / configuration.batchSize
         let totalSteps = configuration.steps ?? configuration.epochs * batchesPerEpoch
         let epochs = (totalSteps + batchesPerEpoch - 1) / batchesPerEpoch
@@ -100,7 +101,7 @@ struct FineTuneTrainer {
 
         for epoch in 0..<epochs where step < totalSteps {
             let epochStarted = Date()
-            let reader = try reader(trainingSpecification, expected: expected, epoch: epoch)
+            let reader = try samples.epoch(epoch)
             var lossSum = 0.0
             var correct = 0
             var seen = 0
@@ -213,14 +214,6 @@ struct FineTuneTrainer {
         var frozen = Set(model.graph.initializers.map(\.name).filter(matches))
         for node in model.graph.nodes where matches(node.name) { frozen.formUnion(node.inputs) }
         return frozen
-    }
-
-    /// A fresh reader per epoch so each epoch sees its own seeded order.
-    private func reader(_ specification: DatasetSpecification, expected: [ExpectedInput], epoch: Int) throws -> DatasetReader {
-        var source = datasetSource(specification)
-        source.shuffle = true
-        source.seed = configuration.seed &* 1_000_003 &+ UInt64(epoch)
-        return try DatasetReader(source: source, expectedInputs: expected)
     }
 
     private func feeds(_ batch: Batch) throws -> [String: TrainingTensor] {
