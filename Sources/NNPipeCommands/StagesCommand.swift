@@ -87,17 +87,34 @@ enum StageCatalog {
             } else {
                 lines.append("| option | type | default | meaning |")
                 lines.append("|---|---|---|---|")
-                for option in descriptor.options {
+                for (name, option) in flattened(descriptor.options) {
                     var type = option.kind.displayName
                     if let range = option.rangeDescription { type += " in \(range)" }
                     if option.allowsNull { type += " or null" }
                     let defaultText = option.required ? "required" : option.defaultValue.map { "`\($0)`" } ?? "—"
-                    lines.append("| `\(option.name)` | \(type.replacingOccurrences(of: "|", with: "\\|")) | \(defaultText) | \(option.help) |")
+                    lines.append("| `\(name)` | \(type.replacingOccurrences(of: "|", with: "\\|")) | \(defaultText) | \(option.help) |")
                 }
             }
             lines.append("")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// Each option, followed by the fields of an object option as `parent.field` rows, so that
+    /// nested settings (`distill.temperature`, `prune_schedule.end_step`) are documented too.
+    static func flattened(_ options: [OptionSpec], prefix: String = "") -> [(name: String, option: OptionSpec)] {
+        options.flatMap { option -> [(name: String, option: OptionSpec)] in
+            let name = prefix + option.name
+            return [(name, option)] + objectFields(option.kind).map { flattened($0, prefix: name + ".") }.flatMap { $0 }
+        }
+    }
+
+    private static func objectFields(_ kind: OptionSpec.ValueKind) -> [[OptionSpec]] {
+        switch kind {
+        case .object(let fields): [fields]
+        case .either(let first, let second): objectFields(first) + objectFields(second)
+        default: []
+        }
     }
 
     static func option(_ option: OptionSpec) -> JSONValue {

@@ -13,6 +13,8 @@ public struct FineTuneConfiguration: Sendable {
     public struct Distillation: Sendable, Equatable {
         public var temperature: Float
         public var alpha: Float
+        /// A model file to learn from (relative to the manifest); nil is the pipeline's input model.
+        public var teacher: String?
     }
 
     public var dataset: String
@@ -63,7 +65,12 @@ public struct FineTuneConfiguration: Sendable {
             let alpha = distill["alpha"]?.numberValue ?? 0.5
             guard temperature > 0 else { throw options.error("distill", "temperature must be above 0, got \(temperature)") }
             guard (0...1).contains(alpha) else { throw options.error("distill", "alpha must be in [0, 1], got \(alpha)") }
-            distillation = Distillation(temperature: Float(temperature), alpha: Float(alpha))
+            var teacher: String?
+            if let value = distill["teacher"], !value.isNull {
+                guard let text = value.stringValue, !text.isEmpty else { throw options.error("distill", "teacher must be \"input\" or a model file path") }
+                teacher = text == "input" ? nil : text
+            }
+            distillation = Distillation(temperature: Float(temperature), alpha: Float(alpha), teacher: teacher)
         }
         switch options.object("prune_schedule") {
         case let value? where value.boolValue == false: pruneSchedule = .off

@@ -40,7 +40,9 @@ public struct FineTuneStage: Stage {
         OptionSpec("distill", .object([
             OptionSpec("temperature", .number, default: .number(4), minimum: 0, exclusiveMinimum: true, help: "softens both distributions"),
             OptionSpec("alpha", .number, default: .number(0.5), minimum: 0, maximum: 1, help: "weight of the distillation term"),
-        ]), help: "distil from the pipeline's input model: alpha·T²·KL + (1 − alpha)·task loss"),
+            OptionSpec("teacher", .string, default: .string("input"),
+                       help: "\"input\" (the pipeline's input model) or a model file (.onnx/.h5, relative to the manifest), e.g. one an earlier export stage wrote"),
+        ]), help: "distil from a teacher: alpha·T²·KL + (1 − alpha)·task loss"),
         OptionSpec("prune_schedule", .either(.boolean, .object(scheduleFields)),
                    help: "false ignores the model's pruning schedule; an object replaces it (default: follow it)"),
         OptionSpec("early_stopping", .integer, minimum: 1, help: "stop after this many epochs without a better validation score"),

@@ -72,7 +72,7 @@ struct FineTuneTrainer {
         var pruning = try PruningController(model: model, graph: graph, choice: configuration.pruneSchedule, path: context.stagePath)
         pruning.apply(to: graph)
         if configuration.quantizationAware { enableQuantizationAwareTraining(graph) }
-        let teacher = try configuration.distillation.map { _ in try teacherGraph() }
+        let teacher = try configuration.distillation.map { try teacherGraph($0, student: graph) }
 
         let trainingSpecification = try context.dataset(configuration.dataset)
         guard trainingSpecification.labels != nil else {
@@ -113,7 +113,7 @@ struct FineTuneTrainer {
                 guard let output = values[graph.target] else { throw NNPipeError(.internalError, "target '\(graph.target)' not computed") }
                 var loss = try taskLoss(output, batch: batch, target: target)
                 if let distillation = configuration.distillation, let teacher {
-                    let teacherOutput = try teacher.forward(inputs, phase: .inference)[teacher.target]!
+                    let teacherOutput = try teacher.graph.forward(teacher.feeds(inputs), phase: .inference)[teacher.graph.target]!
                     let soft = try Losses.distillation(student: output, teacher: teacherOutput, temperature: distillation.temperature, alpha: distillation.alpha)
                     loss.value = soft.value + Double(1 - distillation.alpha) * loss.value
                     for index in 0..<loss.gradient.elementCount {
@@ -267,13 +267,51 @@ struct FineTuneTrainer {
         return (lossSum / count, configuration.loss == .crossEntropy ? Double(correct) / count : nil)
     }
 
-    /// The teacher for distillation: the model before the first stage, read at its logits.
-    private func teacherGraph() throws -> TrainingGraph {
-        guard let original = context.originalModel else {
-            throw NNPipeError(.stageFailed, "distillation needs the pipeline's input model as teacher, and none was given", path: context.stagePath)
+    /// The teacher for distillation, read at its logits: the model before the first stage, or the
+    /// model file `distill.teacher` names (e.g. what an earlier export stage wrote, or a larger model).
+    private func teacherGraph(_ distillation: FineTuneConfiguration.Distillation, student: TrainingGraph) throws -> Teacher {
+        let path = "\(context.stagePath).distill.teacher"
+        let model: Model
+        if let file = distillation.teacher {
+            let url = (file.hasPrefix("/") ? URL(fileURLWithPath: file) : context.manifestDirectory.appendingPathComponent(file)).standardizedFileURL
+            guard FileManager.default.fileExists(atPath: url.path) else {
+                throw NNPipeError(.invalidManifest, "no teacher model at '\(url.path)' (a path relative to the manifest; an export stage writes under output_dir)", path: path)
+            }
+            do {
+                model = try context.formats.read(url)
+                try GraphCheck.validate(model, path: url.path)
+            } catch {
+                throw NNPipeError(.invalidModel, "teacher '\(file)': \(error)", path: path)
+            }
+        } else {
+            guard let original = context.originalModel else {
+                throw NNPipeError(.stageFailed, "distillation needs the pipeline's input model as teacher, and none was given", path: context.stagePath)
+            }
+            model = original
         }
-        let target = try TrainingTarget(model: original, loss: .crossEntropy)
-        return try TrainingGraph(model: original, target: target.value, seed: configuration.seed)
+        let target = try TrainingTarget(model: model, loss: .crossEntropy)
+        let graph = try TrainingGraph(model: model, target: target.value, seed: configuration.seed)
+        // Inputs pair up by name; a one-input teacher takes a one-input student's data whatever its name
+        // (a Keras model's 'input_1' and a tf2onnx model's 'input' are the same images).
+        var renamed: [String: String] = [:]
+        if Set(graph.inputNames) != Set(student.inputNames) {
+            guard graph.inputNames.count == 1, student.inputNames.count == 1 else {
+                throw NNPipeError(.invalidModel, "teacher inputs \(graph.inputNames) do not match the model's \(student.inputNames)", path: path)
+            }
+            renamed[student.inputNames[0]] = graph.inputNames[0]
+        }
+        return Teacher(graph: graph, renamed: renamed)
+    }
+
+    struct Teacher {
+        let graph: TrainingGraph
+        /// Student input name -> teacher input name, where they differ.
+        let renamed: [String: String]
+
+        func feeds(_ inputs: [String: TrainingTensor]) -> [String: TrainingTensor] {
+            guard !renamed.isEmpty else { return inputs }
+            return Dictionary(uniqueKeysWithValues: inputs.map { (renamed[$0.key] ?? $0.key, $0.value) })
+        }
     }
 
     /// Fake quantisation on Conv/Gemm/MatMul weights (per-channel symmetric int8, on the axis the

@@ -1,5 +1,7 @@
 import Foundation
 import NNPipeCore
+import NNPipeONNX
+import NNPipeTestKit
 import Testing
 
 @testable import NNPipeTraining
@@ -140,6 +142,46 @@ struct FineTuneStageTests {
             _ = try DigitsFixture.stage(options)
         } throws: { error in
             (error as? NNPipeError)?.path == path
+        }
+    }
+
+    /// `distill.teacher` names a model file: the same model as the input teacher must train the
+    /// student bit for bit the same, also when its input has another name.
+    @Test("a teacher file trains as the input model does", arguments: ["same file", "input renamed"])
+    func teacherFile(variant: String) throws {
+        let original = try DigitsFixture.model()
+        let start = DigitsFixture.damaged(original, sparsity: 0.9)
+        func train(teacher: String, context: StageContext) throws -> [Float] {
+            var model = start
+            let stage = try DigitsFixture.stage([
+                "dataset": .string("small"), "steps": .number(6), "lr": .number(0.01),
+                "distill": .object([("temperature", .number(4)), ("alpha", .number(0.7)), ("teacher", .string(teacher))]),
+            ])
+            _ = try stage.run(&model, context: context)
+            return DigitsFixture.weightNames.flatMap { DigitsFixture.weights(model, $0) }
+        }
+        let fromInput = try train(teacher: "input", context: DigitsFixture.context(original: original))
+        var context = DigitsFixture.context()
+        context.formats = FormatRegistry([ONNXFormat()])
+        let folder = try TestEnvironment.temporaryFolder("teacher-file")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        context.manifestDirectory = folder
+        var teacher = original
+        if variant == "input renamed" {
+            let old = teacher.graph.inputs[0].name
+            teacher.graph.inputs[0].name = "pixels"
+            for index in teacher.graph.nodes.indices {
+                teacher.graph.nodes[index].inputs = teacher.graph.nodes[index].inputs.map { $0 == old ? "pixels" : $0 }
+            }
+        }
+        try ONNXFormat().write(teacher, to: folder.appendingPathComponent("teacher.onnx"))
+        #expect(try train(teacher: "teacher.onnx", context: context) == fromInput, "\(variant)")
+        #expect(try train(teacher: "teacher.onnx", context: context) != (try train(teacher: "input", context: DigitsFixture.context(original: start))),
+                "a different teacher trains differently")
+        #expect {
+            _ = try train(teacher: "missing.onnx", context: context)
+        } throws: { error in
+            (error as? NNPipeError)?.path == "stages[0].distill.teacher" && "\(error)".contains("missing.onnx")
         }
     }
 
