@@ -61,14 +61,17 @@ public enum ThresholdSearch {
             let lastCount = counts[threshold - 1]
             // The folded outlier mass would sit where Q is empty: this threshold cannot represent P.
             if outliers > 0 && lastCount == 0 { continue }
-            let merge = Double(threshold) / Double(quantizedBins)
             var weighted = 0.0
             var lastShare = 0.0
             var start = 0
-            for level in 0..<quantizedBins - 1 {
-                let end = Int((Double(level + 1) * merge).rounded(.down))
+            // Level l covers bins [⌊l·t/q⌋, ⌊(l+1)·t/q⌋), in integers: exact, and without the libm
+            // floor call that rounding a double costs on baseline x86-64 (no SSE4.1 round).
+            var scaledEnd = threshold
+            for _ in 0..<quantizedBins - 1 {
+                let end = scaledEnd / quantizedBins
                 weighted += sums.contribution(start, end)
                 start = end
+                scaledEnd &+= threshold
             }
             // The last level also gives the outlier correction its log Q.
             let nonEmpty = sums.nonEmpty[threshold] - sums.nonEmpty[start]
