@@ -39,15 +39,28 @@ extension ConvolutionKernels {
         }
     }
 
-    /// Output rows per segment for `convolveInSegments`: at most what fits `segmentElements` of
-    /// im2col, and when there are few images, few enough rows that every thread gets several
-    /// segments (but at least 64 columns each, below which the GEMM is mostly packing).
-    static func segmentRows(geometry: SpatialGeometry, depth: Int, batch: Int, threads: Int) -> Int {
-        let (outputHeight, outputWidth) = (geometry.output[1], max(geometry.output[2], 1))
+    /// Segments per image for `convolveInSegments`: enough that each one's im2col fits
+    /// `segmentElements`, and when there are few images, enough that every thread gets several
+    /// (but at least 64 columns each, below which the GEMM is mostly packing), rounded to a
+    /// multiple of the thread count so the last round of tasks keeps every thread busy.
+    static func segmentCount(geometry: SpatialGeometry, depth: Int, batch: Int, threads: Int) -> Int {
+        let (outputHeight, outputWidth) = (max(geometry.output[1], 1), max(geometry.output[2], 1))
         let cacheRows = max(1, segmentElements / max(depth * outputWidth, 1))
-        let segmentsWanted = (threads * blocksPerThread + batch - 1) / max(batch, 1)
-        let balanceRows = max((64 + outputWidth - 1) / outputWidth, (outputHeight + segmentsWanted - 1) / segmentsWanted)
-        return max(1, min(cacheRows, balanceRows))
+        var count = (outputHeight + cacheRows - 1) / cacheRows
+        guard batch < threads * blocksPerThread else { return count }
+        let wanted = (threads * blocksPerThread + batch - 1) / max(batch, 1)
+        let widest = max(1, outputHeight / ((64 + outputWidth - 1) / outputWidth))
+        count = max(count, min(wanted, widest))
+        if batch % threads != 0, count % threads != 0 {
+            let rounded = (count + threads - 1) / threads * threads
+            count = rounded <= outputHeight ? rounded : count
+        }
+        return min(count, outputHeight)
+    }
+
+    /// Rows of segment `index` of `count`: sizes differ by at most one row.
+    static func segmentRows(_ index: Int, of count: Int, height: Int) -> Range<Int> {
+        (index * height / count)..<((index + 1) * height / count)
     }
 
     /// 2-D maps (group 1): im2col and GEMM one segment of output rows at a time, the way
@@ -56,19 +69,19 @@ extension ConvolutionKernels {
     /// the tasks, each with a single-threaded GEMM, and the epilogue runs on the segment too.
     static func convolveInSegments<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>,
                                                          _ output: UnsafeMutablePointer<Element>, batch: Int, channels: Int, outputChannels: Int,
-                                                         geometry: SpatialGeometry, rowsPerSegment: Int, epilogue: ConvolutionEpilogue<Element>,
+                                                         geometry: SpatialGeometry, segments: Int, epilogue: ConvolutionEpilogue<Element>,
                                                          imageStride: Int, threads: Int) {
         let depth = channels * geometry.kernelSize
         let positions = geometry.outputSize
         let (outputHeight, outputWidth) = (geometry.output[1], geometry.output[2])
-        let segments = (outputHeight + rowsPerSegment - 1) / rowsPerSegment
+        let rowsPerSegment = (outputHeight + segments - 1) / segments
         let workers = min(threads, batch * segments)
         let buffers = (0..<workers).map { _ in RuntimeStorage(byteCount: depth * rowsPerSegment * outputWidth * MemoryLayout<Element>.stride) }
         let pointers = buffers.map { UncheckedSendable(value: $0.bytes.baseAddress!.assumingMemoryBound(to: Element.self)) }
         defer { withExtendedLifetime(buffers) {} }
         parallelTasks(batch * segments, threads: threads) { worker, task in
             let image = task / segments, segment = task % segments
-            let rows = (segment * rowsPerSegment)..<min(outputHeight, (segment + 1) * rowsPerSegment)
+            let rows = segmentRows(segment, of: segments, height: outputHeight)
             let width = rows.count * outputWidth
             let columns = pointers[worker].value
             geometry.imageToColumns(source + image * channels * geometry.inputSize, channels: channels, into: columns, rowStride: width,
@@ -84,7 +97,7 @@ extension ConvolutionKernels {
     /// Blocks run along the output positions when there are at least as many of them as output
     /// channels (the weights, then the smaller operand, are what each block's GEMM packs again),
     /// else along the output channels after one im2col of the whole image. Returns false for the
-    /// shapes it leaves to the general path (1-D and 3-D maps too short to cut into row segments).
+    /// shapes it leaves to the general path (1-D, 3-D, and maps with fewer rows than threads).
     static func convolveImages<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>,
                                                      _ output: UnsafeMutablePointer<Element>, batch: Int, channels: Int, outputChannels: Int,
                                                      geometry: SpatialGeometry, pointwise: Bool, epilogue: ConvolutionEpilogue<Element>,
@@ -93,7 +106,7 @@ extension ConvolutionKernels {
         let positions = geometry.outputSize
         let blocks = threads * blocksPerThread
         let alongPositions = positions >= outputChannels
-        if alongPositions, !pointwise, geometry.output[0] != 1 || geometry.output[1] < blocks { return false }
+        if alongPositions, !pointwise, geometry.output[0] != 1 || geometry.output[1] < threads { return false }
         for image in 0..<batch {
             let offset = image * outputChannels * positions
             let destination = output + image * imageStride
@@ -109,7 +122,7 @@ extension ConvolutionKernels {
                 }
             } else if alongPositions {
                 convolveInSegments(planes, filter, destination, batch: 1, channels: channels, outputChannels: outputChannels,
-                                   geometry: geometry, rowsPerSegment: segmentRows(geometry: geometry, depth: depth, batch: 1, threads: threads),
+                                   geometry: geometry, segments: segmentCount(geometry: geometry, depth: depth, batch: 1, threads: threads),
                                    epilogue: epilogue.shifted(by: offset), imageStride: imageStride, threads: threads)
             } else {
                 var matrix = planes

@@ -114,7 +114,7 @@ enum ConvolutionKernels {
         let needsStaging = imagesPerTask > 1
         if needsColumns, !needsStaging, group == 1, geometry.output[0] == 1, depth * positions > 2 * segmentElements {
             convolveInSegments(source, filter, output, batch: batch, channels: channels, outputChannels: outputChannels, geometry: geometry,
-                               rowsPerSegment: segmentRows(geometry: geometry, depth: depth, batch: batch, threads: threads),
+                               segments: segmentCount(geometry: geometry, depth: depth, batch: batch, threads: threads),
                                epilogue: epilogue, imageStride: imageStride, threads: threads)
             return
         }

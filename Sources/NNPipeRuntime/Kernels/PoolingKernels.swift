@@ -32,7 +32,9 @@ enum PoolingKernels {
                         let simple = indices == nil && geometry.input[0] == 1 && geometry.kernel[0] == 1 && geometry.dilations.allSatisfy { $0 == 1 }
                         parallelChunks(planes, threads: planes * geometry.outputSize >= parallelElementThreshold / 4 ? context.threads : 1) { range in
                             if simple {
-                                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, geometry.input[2]))
+                                // Slack past the row: the stride-2 vector loop's last load reads one float beyond it.
+                                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: geometry.input[2] + 8)
+                                scratch.initialize(repeating: 0, count: geometry.input[2] + 8)
                                 defer { scratch.deallocate() }
                                 for plane in range {
                                     poolPlane2D(source.baseAddress! + plane * geometry.inputSize, output.baseAddress! + plane * geometry.outputSize,
@@ -117,6 +119,22 @@ enum PoolingKernels {
             let divisor = Float(includePad ? paddedH * kernelWidth : (lastH - firstH) * kernelWidth)
             let vectorEnd = interior.lowerBound + interior.count / 4 * 4
             var ow = interior.lowerBound
+            // 3-wide windows 2 apart (SqueezeNet's and ResNet's MaxPool): the taps of four outputs are
+            // the even, odd and next even lanes of two loads, instead of twelve single loads.
+            while strideW == 2, kernelWidth == 3, ow < vectorEnd {
+                let window = UnsafeRawPointer(scratch + (ow * 2 - padW))
+                let (near, far) = (window.loadUnaligned(as: SIMD8<Float>.self), window.loadUnaligned(fromByteOffset: 8, as: SIMD8<Float>.self))
+                var result = SIMD4<Float>(repeating: maximum ? -.infinity : 0)
+                func combine(_ taps: SIMD4<Float>) {
+                    if maximum { result.replace(with: taps, where: taps .>= result) } else { result += taps }
+                }
+                combine(near.evenHalf)
+                combine(near.oddHalf)
+                combine(far.evenHalf)
+                if !maximum { result /= SIMD4(repeating: divisor) }
+                UnsafeMutableRawPointer(destination + ow).storeBytes(of: result, as: SIMD4<Float>.self)
+                ow += 4
+            }
             while ow < vectorEnd {
                 let window = UnsafePointer(scratch) + (ow * strideW - padW)
                 var result = SIMD4<Float>(repeating: maximum ? -.infinity : 0)
