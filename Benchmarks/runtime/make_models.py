@@ -141,7 +141,8 @@ def main():
                 times.append(time.perf_counter() - start)
             result = {"model": name, "batch": batch, "threads": arguments.threads, "input": feed.name,
                       "input_shape": shape, "output_shape": list(output.shape),
-                      "median_ms": statistics.median(times) * 1000, "runs": arguments.runs, "load": load}
+                      "median_ms": statistics.median(times) * 1000, "min_ms": min(times) * 1000, "runs": arguments.runs,
+                      "load": load}
             with open(os.path.join(folder, "%s-batch%d.onnxruntime.json" % (name, batch)), "w") as handle:
                 json.dump(result, handle)
             print(json.dumps(result), flush=True)

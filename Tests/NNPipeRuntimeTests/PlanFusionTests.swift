@@ -9,7 +9,7 @@ import Testing
     struct Case: CustomTestStringConvertible, Sendable {
         let label: String
         let nodes: [Node]
-        /// Non-constant inputs besides "x" ([2, 4, 5, 5]), e.g. a broadcasting residual.
+        /// Non-constant inputs besides "x", e.g. a broadcasting residual.
         var extraInputs: [(String, [Int])] = []
         var testDescription: String { label }
     }
@@ -42,7 +42,7 @@ import Testing
             Node(opType: "Relu", inputs: ["s"], outputs: ["y"])]),
         Case(label: "Conv Add broadcasting residual (declined)", nodes: [
             convolution, Node(opType: "Add", inputs: ["c", "r"], outputs: ["a"]), Node(opType: "Relu", inputs: ["a"], outputs: ["y"])],
-             extraInputs: [("r", [1, channels, 1, 5])]),
+             extraInputs: [("r", [1, channels, 1, 1])]),
         Case(label: "BN Mul Add Relu without Conv", nodes: [
             normalization("x", "n"), Node(opType: "Mul", inputs: ["n", "perChannel"], outputs: ["m"]),
             Node(opType: "Add", inputs: ["m", "perChannel"], outputs: ["a"]), Node(opType: "Relu", inputs: ["a"], outputs: ["y"])]),
@@ -50,9 +50,15 @@ import Testing
             convolution, normalization("c", "n"), Node(opType: "Add", inputs: ["n", "c"], outputs: ["y"])]),
     ]
 
-    @Test(arguments: cases, [1, 2])
-    func fusedRunsMatchUnfusedRuns(_ testCase: Case, threads: Int) throws {
-        let inputs = [ExecutionPlanTests.floatInput("x", [2, 4, 5, 5].map { .fixed($0) })]
+    /// Shapes of "x": two images per worker; one image on every thread in row segments (17x17) or
+    /// in blocks of output channels (1x1 map, fewer positions than channels).
+    @Test(arguments: cases, [[2, 4, 5, 5], [1, 4, 17, 17], [1, 4, 1, 1]])
+    func fusedRunsMatchUnfusedRuns(_ testCase: Case, shape: [Int]) throws {
+        for threads in [1, 2] { try fusedRunMatchesUnfusedRun(testCase, shape: shape, threads: threads) }
+    }
+
+    func fusedRunMatchesUnfusedRun(_ testCase: Case, shape: [Int], threads: Int) throws {
+        let inputs = [ExecutionPlanTests.floatInput("x", shape.map { .fixed($0) })]
             + testCase.extraInputs.map { ExecutionPlanTests.floatInput($0.0, $0.1.map { .fixed($0) }) }
         let model = ExecutionPlanTests.model(testCase.nodes, inputs: inputs, outputs: ["y"], initializers: Self.initializers)
         let plan = try ExecutionPlan(model: model, threads: threads)
@@ -73,6 +79,7 @@ import Testing
         let kernel: Int
         let size: Int
         let threads: Int
+        var outputChannels = 5
         var testDescription: String { label }
     }
 
@@ -84,9 +91,15 @@ import Testing
         Batching(label: "1x1 on 17x17, batch 3, 1 thread", batch: 3, kernel: 1, size: 17, threads: 1),
         Batching(label: "3x3 on 17x17, batch 5 (one image per task), 2 threads", batch: 5, kernel: 3, size: 17, threads: 2),
         Batching(label: "3x3 on 150x150 (im2col in row segments), batch 2, 2 threads", batch: 2, kernel: 3, size: 150, threads: 2),
+        Batching(label: "1x1 on 17x17, batch 1 (blocks of positions), 2 threads", batch: 1, kernel: 1, size: 17, threads: 2),
+        Batching(label: "3x3 on 17x17, batch 1 (row segments), 2 threads", batch: 1, kernel: 3, size: 17, threads: 2),
+        Batching(label: "3x3 on 5x5, 40 outputs, batch 1 (blocks of channels), 2 threads", batch: 1, kernel: 3, size: 5, threads: 2,
+                 outputChannels: 40),
+        Batching(label: "1x1 on 5x5, 40 outputs, batch 1 (blocks of channels), 2 threads", batch: 1, kernel: 1, size: 5, threads: 2,
+                 outputChannels: 40),
     ])
     func batchedConvolutionMatchesDirectConvolution(_ batching: Batching) throws {
-        let (inputChannels, outputChannels, pad) = (3, 5, batching.kernel / 2)
+        let (inputChannels, outputChannels, pad) = (3, batching.outputChannels, batching.kernel / 2)
         let weights = Self.weights("w", [outputChannels, inputChannels, batching.kernel, batching.kernel], seed: 11)
         let bias = Self.weights("b", [outputChannels], seed: 12)
         let node = Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["y"], attributes: [.ints("pads", [Int64](repeating: Int64(pad), count: 4))])

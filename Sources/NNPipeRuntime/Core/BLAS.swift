@@ -114,23 +114,23 @@ public enum BLAS {
 protocol BLASElement: BinaryFloatingPoint {
     static func multiply(rows m: Int, columns n: Int, inner k: Int, _ a: UnsafePointer<Self>, leadingA: Int, transposeA: Bool,
                          _ b: UnsafePointer<Self>, leadingB: Int, transposeB: Bool, into c: UnsafeMutablePointer<Self>, leadingC: Int,
-                         threads: Int)
+                         beta: Self, threads: Int)
 }
 
 extension Float: BLASElement {
     static func multiply(rows m: Int, columns n: Int, inner k: Int, _ a: UnsafePointer<Float>, leadingA: Int, transposeA: Bool,
                          _ b: UnsafePointer<Float>, leadingB: Int, transposeB: Bool, into c: UnsafeMutablePointer<Float>, leadingC: Int,
-                         threads: Int) {
+                         beta: Float, threads: Int) {
         BLAS.multiply(rows: m, columns: n, inner: k, a, leadingA: leadingA, transposeA: transposeA, b, leadingB: leadingB,
-                      transposeB: transposeB, into: c, leadingC: leadingC, threads: threads)
+                      transposeB: transposeB, into: c, leadingC: leadingC, beta: beta, threads: threads)
     }
 }
 
 extension Double: BLASElement {
     static func multiply(rows m: Int, columns n: Int, inner k: Int, _ a: UnsafePointer<Double>, leadingA: Int, transposeA: Bool,
                          _ b: UnsafePointer<Double>, leadingB: Int, transposeB: Bool, into c: UnsafeMutablePointer<Double>, leadingC: Int,
-                         threads: Int) {
+                         beta: Double, threads: Int) {
         BLAS.multiply(rows: m, columns: n, inner: k, a, leadingA: leadingA, transposeA: transposeA, b, leadingB: leadingB,
-                      transposeB: transposeB, into: c, leadingC: leadingC, threads: threads)
+                      transposeB: transposeB, into: c, leadingC: leadingC, beta: beta, threads: threads)
     }
 }

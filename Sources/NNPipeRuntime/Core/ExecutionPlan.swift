@@ -26,6 +26,10 @@ public final class ExecutionPlan: @unchecked Sendable {
     /// Chains run as one kernel (Conv with folded BatchNormalization, residual Add and Relu; see
     /// `PlanFusion`), by head step, unless a run observes or asks for a value inside them.
     private let chains: [Int: FusedChain]
+    /// Concats whose Convs write into their output (`ConcatInPlace`), by Concat step, and the
+    /// Convs (or chain heads) that do, by step.
+    let concatsInPlace: [Int: ConcatInPlace]
+    private let placedProducers: [Int: ConcatInPlace.Producer]
     private let constants: [String: RuntimeTensor]
     /// Initializers of element types the runtime does not hold, with the reason, for run-time errors.
     private let unavailableConstants: [String: NNPipeError]
@@ -34,7 +38,7 @@ public final class ExecutionPlan: @unchecked Sendable {
     private let context: ExecutionContext
     private let scheduleLock = NSLock()
     /// Per-op timings printed to standard error after each run when `NNPIPE_PROFILE` is set.
-    private let profiler = ProcessInfo.processInfo.environment["NNPIPE_PROFILE"] != nil ? OperatorProfiler() : nil
+    private let profiler = OperatorProfiler.fromEnvironment()
     private var schedules: [[String]: Schedule] = [:]
 
     /// Plans `model`. Throws `.unsupported` naming the op, node and opset for anything outside
@@ -91,6 +95,8 @@ public final class ExecutionPlan: @unchecked Sendable {
         }
         chains = try PlanFusion.chains(steps: steps, constants: &constants, producer: producer,
                                        graphOutputs: Set(graph.outputs.map(\.name)), opset: opsets[""] ?? 0)
+        (concatsInPlace, placedProducers) = ConcatInPlace.find(steps: steps, chains: chains, constants: constants, producer: producer,
+                                                               graphOutputs: Set(graph.outputs.map(\.name)))
         self.steps = steps
         self.constants = constants
         self.unavailableConstants = unavailable
@@ -140,6 +146,9 @@ public final class ExecutionPlan: @unchecked Sendable {
 
         let wantedNames = Set(wanted)
         var fusedAway = Set<Int>()
+        // In-place Concats of this run: their outputs by Concat step, and the inputs written into them.
+        var channelBuffers: [Int: ChannelBuffer] = [:]
+        var placed = Set<String>()
         for stepIndex in schedule.steps {
             if fusedAway.contains(stepIndex) {
                 for name in schedule.released[stepIndex] ?? [] { values[name] = nil }
@@ -151,6 +160,30 @@ public final class ExecutionPlan: @unchecked Sendable {
                !candidate.intermediates.contains(where: wantedNames.contains) {
                 chain = candidate
                 step = Step(node: candidate.node, kernel: candidate.kernel)
+            }
+            if let concat = concatsInPlace[stepIndex], let buffer = channelBuffers[stepIndex], buffer.tensor != nil {
+                let started = profiler == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+                let result: RuntimeTensor
+                do {
+                    result = try concat.finish(buffer, placed: placed, values: values)
+                } catch let error as KernelError {
+                    throw NNPipeError(error.code, "op 'Concat' (node '\(step.node.displayName)'): \(error.message)")
+                }
+                profiler?.record("Concat (in place)" + (profiler!.perNode ? " '\(step.node.displayName)' -> \(result.shape)" : ""),
+                                 nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
+                values[step.node.outputs[0]] = result
+                for name in schedule.released[stepIndex] ?? [] { values[name] = nil }
+                continue
+            }
+            // A Conv whose output only a Concat takes writes into the Concat's output (see `ConcatInPlace`).
+            var stepContext = context
+            if observe == nil, let producer = placedProducers[stepIndex], let concat = concatsInPlace[producer.concatStep],
+               schedule.stepSet.contains(producer.concatStep), step.node.outputs == [concat.inputs[producer.input]],
+               !wantedNames.contains(concat.inputs[producer.input]) {
+                let buffer = channelBuffers[producer.concatStep] ?? ChannelBuffer(totalChannels: concat.totalChannels)
+                channelBuffers[producer.concatStep] = buffer
+                stepContext.destination = ChannelDestination(buffer: buffer, channelOffset: concat.channelOffset(of: producer.input),
+                                                             channels: concat.channels[producer.input])
             }
             let arguments = step.node.inputs.map { name -> RuntimeTensor? in
                 name.isEmpty ? nil : (values[name] ?? constants[name])
@@ -164,7 +197,8 @@ public final class ExecutionPlan: @unchecked Sendable {
             let started = profiler == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             let results: [RuntimeTensor?]
             do {
-                results = try ExecutionPlan.execute(step.kernel, node: step.node, inputs: arguments, context: context)
+                results = try ExecutionPlan.execute(step.kernel, node: step.node, inputs: arguments, context: stepContext)
+                if stepContext.destination != nil, results.first.map({ $0 == nil }) ?? false { placed.insert(step.node.outputs[0]) }
             } catch is FusionDeclined {
                 // The chain's inputs do not fit its fused form (a broadcasting residual): run its nodes one by one.
                 step = steps[stepIndex]
@@ -172,8 +206,13 @@ public final class ExecutionPlan: @unchecked Sendable {
                 let arguments = step.node.inputs.map { name -> RuntimeTensor? in name.isEmpty ? nil : (values[name] ?? constants[name]) }
                 results = try ExecutionPlan.execute(step.kernel, node: step.node, inputs: arguments, context: context)
             }
-            profiler?.record(chain.map { $0.steps.map { steps[$0].node.opType }.joined(separator: "+") } ?? step.node.opType,
-                             nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
+            if let profiler {
+                var key = chain.map { $0.steps.map { steps[$0].node.opType }.joined(separator: "+") } ?? step.node.opType
+                if profiler.perNode {
+                    key += " '\(step.node.displayName)' -> \(results.first??.shape.description ?? "-")"
+                }
+                profiler.record(key, nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
+            }
             if let chain { fusedAway.formUnion(chain.steps.dropFirst()) }
             for (name, result) in zip(step.node.outputs, results) where !name.isEmpty {
                 guard let result else { continue }

@@ -15,9 +15,11 @@ struct ClosureKernel: Kernel {
     }
 }
 
-/// What a kernel may know about the run: thread count for splitting work.
+/// What a kernel may know about the run: thread count for splitting work, and where a Conv may
+/// write its output instead of a tensor of its own (see `ConcatInPlace`).
 struct ExecutionContext: Sendable {
     let threads: Int
+    var destination: ChannelDestination? = nil
 }
 
 /// A node as a kernel factory sees it: attribute reads are recorded so that an attribute

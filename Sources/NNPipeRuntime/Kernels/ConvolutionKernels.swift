@@ -34,19 +34,26 @@ enum ConvolutionKernels {
             let addend = residual ? try inputs.required(3) : nil
             // A residual that would broadcast is left to the unfused Add.
             if let addend, addend.dataType != .float || addend.shape != shape { throw FusionDeclined() }
-            let result = RuntimeTensor(dataType: .float, shape: shape)
+            // Straight into a Concat's output when the plan placed this conv there and the shapes fit.
+            let placed = group == 1 ? context.destination.flatMap { destination in
+                destination.target(for: shape).map { (tensor: $0, channelOffset: destination.channelOffset) }
+            } : nil
+            let result = placed?.tensor ?? RuntimeTensor(dataType: .float, shape: shape)
+            let positions = geometry.outputSize
             let biasValues = bias.map { UnsafePointer($0.storage.bytes.baseAddress!.assumingMemoryBound(to: Float.self)) }
             let addendValues = addend.map { UnsafePointer($0.storage.bytes.baseAddress!.assumingMemoryBound(to: Float.self)) }
             input.withUnsafeBuffer(of: Float.self) { source in
                 weights.withUnsafeBuffer(of: Float.self) { filter in
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
                         let epilogue = ConvolutionEpilogue(bias: biasValues, residual: addendValues, relu: relu)
-                        convolve(source.baseAddress!, filter.baseAddress!, output.baseAddress!, batch: batch, channels: channels,
-                                 outputChannels: outputChannels, group: group, geometry: geometry, epilogue: epilogue, threads: context.threads)
+                        convolve(source.baseAddress!, filter.baseAddress!, output.baseAddress! + (placed?.channelOffset ?? 0) * positions,
+                                 batch: batch, channels: channels, outputChannels: outputChannels, group: group, geometry: geometry,
+                                 epilogue: epilogue, imageStride: result.shape[1] * positions, threads: context.threads)
                     }
                 }
             }
-            return withExtendedLifetime((bias, addend)) { [result] }
+            // Written in place: the value itself is never made, the Concat step returns the whole.
+            return withExtendedLifetime((bias, addend)) { placed == nil ? [result] : [nil] }
         }
     }
 
@@ -68,14 +75,20 @@ enum ConvolutionKernels {
     /// With at least as many tasks as threads, each worker takes whole tasks and calls a
     /// single-threaded GEMM: no synchronisation inside a task, and the im2col matrix is still in
     /// cache when the GEMM reads it. With fewer (batch 1), one task at a time uses every thread.
+    ///
+    /// `imageStride` (group 1 only): elements from one image's output to the next's, when the
+    /// output is a channel range of a wider tensor (a Concat the conv writes into); the residual is
+    /// still read at the conv's own layout.
     static func convolve<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>, _ output: UnsafeMutablePointer<Element>,
                                                batch: Int, channels: Int, outputChannels: Int, group: Int, geometry: SpatialGeometry,
-                                               epilogue: ConvolutionEpilogue<Element>, threads: Int) {
+                                               epilogue: ConvolutionEpilogue<Element>, imageStride: Int? = nil, threads: Int) {
         let groupChannels = channels / group
         let groupOutputs = outputChannels / group
         let depth = groupChannels * geometry.kernelSize
         let positions = geometry.outputSize
         let inputSize = geometry.inputSize
+        let imageStride = imageStride ?? outputChannels * positions
+        precondition(group == 1 || imageStride == outputChannels * positions, "grouped convolutions write their own output")
         if groupChannels == 1 && groupOutputs == 1 && group > 1 {
             depthwise(source, filter, output, planes: batch * channels, channels: channels, geometry: geometry, threads: threads)
             if !epilogue.isEmpty {
@@ -101,10 +114,16 @@ enum ConvolutionKernels {
         let needsStaging = imagesPerTask > 1
         if needsColumns, !needsStaging, group == 1, geometry.output[0] == 1, depth * positions > 2 * segmentElements {
             convolveInSegments(source, filter, output, batch: batch, channels: channels, outputChannels: outputChannels, geometry: geometry,
-                               epilogue: epilogue, threads: threads)
+                               segments: segmentCount(geometry: geometry, depth: depth, batch: batch, threads: threads),
+                               epilogue: epilogue, imageStride: imageStride, threads: threads)
             return
         }
         let outerThreads = tasks >= 2 * threads || tasks % threads == 0 ? threads : 1
+        if outerThreads == 1, threads > 1, group == 1, !needsStaging,
+           convolveImages(source, filter, output, batch: batch, channels: channels, outputChannels: outputChannels, geometry: geometry,
+                          pointwise: pointwise, epilogue: epilogue, imageStride: imageStride, threads: threads) {
+            return
+        }
         let innerThreads = outerThreads > 1 ? 1 : threads
         let workers = min(outerThreads, tasks)
         let width = imagesPerTask * positions
@@ -135,20 +154,30 @@ enum ConvolutionKernels {
                     matrix = UnsafePointer(columns)
                     leadingB = taskWidth
                 }
+                if staging == nil, innerThreads == 1 {
+                    // One image on this worker: bias, GEMM and epilogue per group as one block.
+                    let offset = (firstImage * outputChannels + part * groupOutputs) * positions
+                    multiplyBlock(filter, depth: depth, channels: (part * groupOutputs)..<((part + 1) * groupOutputs), columns: matrix,
+                                  leadingB: leadingB, width: taskWidth, into: output + firstImage * imageStride + part * groupOutputs * positions,
+                                  leadingC: positions, outputOffset: offset, planeSize: positions, epilogue: epilogue)
+                    continue
+                }
+                // Without staging a task holds one image.
                 let destination = staging.map { $0 + part * groupOutputs * taskWidth }
-                    ?? output + (firstImage * outputChannels + part * groupOutputs) * positions
+                    ?? output + firstImage * imageStride + part * groupOutputs * positions
                 Element.multiply(rows: groupOutputs, columns: taskWidth, inner: depth, filter + part * groupOutputs * depth, leadingA: depth,
                                  transposeA: false, matrix, leadingB: leadingB, transposeB: false,
-                                 into: destination, leadingC: staging == nil ? positions : taskWidth, threads: innerThreads)
+                                 into: destination, leadingC: staging == nil ? positions : taskWidth, beta: 0, threads: innerThreads)
             }
-            guard staging != nil || !epilogue.isEmpty else { return }
+            guard staging != nil || (innerThreads > 1 && !epilogue.isEmpty) else { return }
             let planeCount = count * outputChannels
             parallelChunks(planeCount, threads: innerThreads, minimumChunk: max(1, parallelElementThreshold / positions)) { range in
                 for local in range {
                     let image = local / outputChannels, channel = local % outputChannels
                     let plane = (firstImage + image) * outputChannels + channel
-                    let from = staging.map { UnsafePointer($0 + channel * taskWidth + image * positions) } ?? UnsafePointer(output + plane * positions)
-                    epilogue.apply(at: plane * positions, channel: channel, from: from, to: output + plane * positions, count: positions)
+                    let target = output + (firstImage + image) * imageStride + channel * positions
+                    let from = staging.map { UnsafePointer($0 + channel * taskWidth + image * positions) } ?? UnsafePointer(target)
+                    epilogue.apply(at: plane * positions, channel: channel, from: from, to: target, count: positions)
                 }
             }
         }
@@ -251,44 +280,6 @@ enum ConvolutionKernels {
 }
 
 extension ConvolutionKernels {
-    /// Elements of one segment's im2col matrix (1 MiB of floats): small enough to be read back
-    /// from cache by the GEMM right after it is written.
-    static let segmentElements = 1 << 18
-
-    /// Large 2-D maps (group 1): im2col and GEMM one segment of output rows at a time, the way
-    /// onnxruntime's MLAS does. A whole image's im2col matrix (115 MB for VGG's second layer) is
-    /// written to memory and read back; a segment's stays in cache. Segments of every image are
-    /// the tasks, each with a single-threaded GEMM, and the epilogue runs on the segment too.
-    static func convolveInSegments<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>,
-                                                         _ output: UnsafeMutablePointer<Element>, batch: Int, channels: Int, outputChannels: Int,
-                                                         geometry: SpatialGeometry, epilogue: ConvolutionEpilogue<Element>, threads: Int) {
-        let depth = channels * geometry.kernelSize
-        let positions = geometry.outputSize
-        let (outputHeight, outputWidth) = (geometry.output[1], geometry.output[2])
-        let rowsPerSegment = max(1, segmentElements / max(depth * outputWidth, 1))
-        let segments = (outputHeight + rowsPerSegment - 1) / rowsPerSegment
-        let workers = min(threads, batch * segments)
-        let buffers = (0..<workers).map { _ in RuntimeStorage(byteCount: depth * rowsPerSegment * outputWidth * MemoryLayout<Element>.stride) }
-        let pointers = buffers.map { UncheckedSendable(value: $0.bytes.baseAddress!.assumingMemoryBound(to: Element.self)) }
-        defer { withExtendedLifetime(buffers) {} }
-        parallelTasks(batch * segments, threads: threads) { worker, task in
-            let image = task / segments, segment = task % segments
-            let rows = (segment * rowsPerSegment)..<min(outputHeight, (segment + 1) * rowsPerSegment)
-            let width = rows.count * outputWidth
-            let columns = pointers[worker].value
-            geometry.imageToColumns(source + image * channels * geometry.inputSize, channels: channels, into: columns, rowStride: width,
-                                    outputRows: rows, threads: 1)
-            let first = image * outputChannels * positions + rows.lowerBound * outputWidth
-            Element.multiply(rows: outputChannels, columns: width, inner: depth, filter, leadingA: depth, transposeA: false,
-                             UnsafePointer(columns), leadingB: width, transposeB: false, into: output + first, leadingC: positions, threads: 1)
-            guard !epilogue.isEmpty else { return }
-            for channel in 0..<outputChannels {
-                let offset = first + channel * positions
-                epilogue.apply(at: offset, channel: channel, from: output + offset, to: output + offset, count: width)
-            }
-        }
-    }
-
     static func addBias(_ bias: [Float], to output: UnsafeMutableBufferPointer<Float>, planes: Int, channels: Int, size: Int) {
         for plane in 0..<planes {
             let value = bias[plane % channels]
@@ -308,11 +299,23 @@ struct ConvolutionEpilogue<Element: BinaryFloatingPoint>: @unchecked Sendable {
 
     var isEmpty: Bool { bias == nil && residual == nil && !relu }
 
+    /// The same epilogue for a part of the output starting at element `offset`.
+    func shifted(by offset: Int) -> ConvolutionEpilogue {
+        ConvolutionEpilogue(bias: bias, residual: residual.map { $0 + offset }, relu: relu)
+    }
+
     /// destination[i] = f(source[i]) for `count` elements of output channel `channel` starting at
     /// element `offset` of the output; `source` may be `destination`.
     @inline(__always)
     func apply(at offset: Int, channel: Int, from source: UnsafePointer<Element>, to destination: UnsafeMutablePointer<Element>, count size: Int) {
         let shift = bias?[channel] ?? 0
+        if Element.self == Float.self {
+            // The scalar loop below does not vectorise (source may be destination), and this pass
+            // touches every output once more after the GEMM.
+            ConvolutionEpilogue<Float>.applyVectorized(shift: Float(shift), residual: residual.map { UnsafeRawPointer($0 + offset) }, relu: relu,
+                                                       from: UnsafeRawPointer(source), to: UnsafeMutableRawPointer(destination), count: size)
+            return
+        }
         if let residual {
             let addend = residual + offset
             if relu {
@@ -324,6 +327,48 @@ struct ConvolutionEpilogue<Element: BinaryFloatingPoint>: @unchecked Sendable {
             for index in 0..<size { destination[index] = max(source[index] + shift, 0) }
         } else {
             for index in 0..<size { destination[index] = source[index] + shift }
+        }
+    }
+
+    /// `apply` for Float, eight lanes at a time, with the same operations in the same order (so the
+    /// same results, NaN included: a lane is zeroed only where it compares below 0).
+    @inline(__always)
+    static func applyVectorized(shift: Float, residual: UnsafeRawPointer?, relu: Bool, from source: UnsafeRawPointer,
+                                to destination: UnsafeMutableRawPointer, count: Int) {
+        typealias Lanes = SIMD8<Float>
+        let width = Lanes.scalarCount, stride = MemoryLayout<Float>.stride
+        let shifts = Lanes(repeating: shift)
+        let vectorEnd = count - count % width
+        var index = 0
+        if let residual {
+            while index < vectorEnd {
+                var lanes = source.loadUnaligned(fromByteOffset: index * stride, as: Lanes.self) + shifts
+                lanes += residual.loadUnaligned(fromByteOffset: index * stride, as: Lanes.self)
+                if relu { lanes.replace(with: 0, where: lanes .< 0) }
+                destination.storeBytes(of: lanes, toByteOffset: index * stride, as: Lanes.self)
+                index += width
+            }
+        } else if relu {
+            while index < vectorEnd {
+                var lanes = source.loadUnaligned(fromByteOffset: index * stride, as: Lanes.self) + shifts
+                lanes.replace(with: 0, where: lanes .< 0)
+                destination.storeBytes(of: lanes, toByteOffset: index * stride, as: Lanes.self)
+                index += width
+            }
+        } else {
+            while index < vectorEnd {
+                let lanes = source.loadUnaligned(fromByteOffset: index * stride, as: Lanes.self) + shifts
+                destination.storeBytes(of: lanes, toByteOffset: index * stride, as: Lanes.self)
+                index += width
+            }
+        }
+        let input = source.assumingMemoryBound(to: Float.self), output = destination.assumingMemoryBound(to: Float.self)
+        let addend = residual?.assumingMemoryBound(to: Float.self)
+        while index < count {
+            var value = input[index] + shift
+            if let addend { value += addend[index] }
+            output[index] = relu ? max(value, 0) : value
+            index += 1
         }
     }
 }

@@ -32,7 +32,9 @@ enum PoolingKernels {
                         let simple = indices == nil && geometry.input[0] == 1 && geometry.kernel[0] == 1 && geometry.dilations.allSatisfy { $0 == 1 }
                         parallelChunks(planes, threads: planes * geometry.outputSize >= parallelElementThreshold / 4 ? context.threads : 1) { range in
                             if simple {
-                                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, geometry.input[2]))
+                                // Slack past the row: the stride-2 vector loop's last load reads one float beyond it.
+                                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: geometry.input[2] + 8)
+                                scratch.initialize(repeating: 0, count: geometry.input[2] + 8)
                                 defer { scratch.deallocate() }
                                 for plane in range {
                                     poolPlane2D(source.baseAddress! + plane * geometry.inputSize, output.baseAddress! + plane * geometry.outputSize,
@@ -112,7 +114,42 @@ enum PoolingKernels {
                 }
             }
             let paddedH = min(originH + kernelHeight, inputHeight + padEndH) - max(originH, -padH)
-            for ow in 0..<outputWidth {
+            // Outputs whose window lies inside the row, four at a time; the edges go through the loop below.
+            let interior = interiorOutputs(inputWidth: inputWidth, outputWidth: outputWidth, kernel: kernelWidth, stride: strideW, pad: padW)
+            let divisor = Float(includePad ? paddedH * kernelWidth : (lastH - firstH) * kernelWidth)
+            let vectorEnd = interior.lowerBound + interior.count / 4 * 4
+            var ow = interior.lowerBound
+            // 3-wide windows 2 apart (SqueezeNet's and ResNet's MaxPool): the taps of four outputs are
+            // the even, odd and next even lanes of two loads, instead of twelve single loads.
+            while strideW == 2, kernelWidth == 3, ow < vectorEnd {
+                let window = UnsafeRawPointer(scratch + (ow * 2 - padW))
+                let (near, far) = (window.loadUnaligned(as: SIMD8<Float>.self), window.loadUnaligned(fromByteOffset: 8, as: SIMD8<Float>.self))
+                var result = SIMD4<Float>(repeating: maximum ? -.infinity : 0)
+                func combine(_ taps: SIMD4<Float>) {
+                    if maximum { result.replace(with: taps, where: taps .>= result) } else { result += taps }
+                }
+                combine(near.evenHalf)
+                combine(near.oddHalf)
+                combine(far.evenHalf)
+                if !maximum { result /= SIMD4(repeating: divisor) }
+                UnsafeMutableRawPointer(destination + ow).storeBytes(of: result, as: SIMD4<Float>.self)
+                ow += 4
+            }
+            while ow < vectorEnd {
+                let window = UnsafePointer(scratch) + (ow * strideW - padW)
+                var result = SIMD4<Float>(repeating: maximum ? -.infinity : 0)
+                for tap in 0..<kernelWidth {
+                    let taps = SIMD4<Float>(window[tap], window[tap + strideW], window[tap + 2 * strideW], window[tap + 3 * strideW])
+                    // Lane by lane what `max(best, x)` and `total + x` do in the scalar loop.
+                    if maximum { result.replace(with: taps, where: taps .>= result) } else { result += taps }
+                }
+                if !maximum { result /= SIMD4(repeating: divisor) }
+                UnsafeMutableRawPointer(destination + ow).storeBytes(of: result, as: SIMD4<Float>.self)
+                ow += 4
+            }
+            // A function, not a `where` filter on 0..<outputWidth: the compiler computed every
+            // column's window before the filter, which cost more than the vector loop above.
+            func edge(_ ow: Int) {
                 let originW = ow * strideW - padW
                 let (firstW, lastW) = (max(0, originW), min(inputWidth, originW + kernelWidth))
                 if maximum {
@@ -128,7 +165,17 @@ enum PoolingKernels {
                     destination[ow] = count > 0 ? total / Float(count) : 0
                 }
             }
+            for ow in 0..<interior.lowerBound { edge(ow) }
+            for ow in vectorEnd..<outputWidth { edge(ow) }
         }
+    }
+
+    /// The output columns whose window starts at or after column 0 and ends inside the row.
+    static func interiorOutputs(inputWidth: Int, outputWidth: Int, kernel: Int, stride: Int, pad: Int) -> Range<Int> {
+        let first = min(outputWidth, (pad + stride - 1) / stride)
+        guard inputWidth + pad >= kernel else { return first..<first }
+        let end = min(outputWidth, (inputWidth + pad - kernel) / stride + 1)
+        return first..<max(first, end)
     }
 
     static func poolPlane(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ indices: UnsafeMutablePointer<Int64>?,

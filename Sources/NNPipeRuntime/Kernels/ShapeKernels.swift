@@ -45,8 +45,17 @@ enum ShapeKernels {
             }
             guard wantsMask else { return [input] }
             // Inference keeps everything: the mask is all true (of the input's type before opset 10).
-            let mask = opset < 10 ? try makeTensor(input.dataType, shape: input.shape, doubles: .init(repeating: 1, count: input.elementCount))
-                : RuntimeTensor(shape: input.shape, values: [Bool](repeating: true, count: input.elementCount))
+            if opset < 10 {
+                guard input.dataType == .float else {
+                    return [input, try makeTensor(input.dataType, shape: input.shape, doubles: .init(repeating: 1, count: input.elementCount))]
+                }
+                let mask = RuntimeTensor(dataType: .float, shape: input.shape)
+                mask.withUnsafeMutableBuffer(of: Float.self) { $0.update(repeating: 1) }
+                return [input, mask]
+            }
+            // Written straight into storage (a Bool is one byte, true is 1): no array and copy per run.
+            let mask = RuntimeTensor(dataType: .bool, shape: input.shape)
+            mask.storage.bytes.initializeMemory(as: UInt8.self, repeating: 1)
             return [input, mask]
         }
     }

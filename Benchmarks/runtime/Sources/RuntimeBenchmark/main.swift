@@ -98,8 +98,8 @@ func main() throws {
     }
     times.sort()
     let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-    print(String(format: "{\"model\": \"%@\", \"batch\": %d, \"threads\": %d, \"median_ms\": %.2f, \"plan_s\": %.2f, \"max_abs_difference\": %g, \"output_count\": %d}",
-                 name, batch, plan.threads, median, planSeconds, Double(difference), output.count))
+    print(String(format: "{\"model\": \"%@\", \"batch\": %d, \"threads\": %d, \"median_ms\": %.2f, \"min_ms\": %.2f, \"plan_s\": %.2f, \"max_abs_difference\": %g, \"output_count\": %d}",
+                 name, batch, plan.threads, median, times.first ?? .nan, planSeconds, Double(difference), output.count))
 }
 
 do { try main() } catch {

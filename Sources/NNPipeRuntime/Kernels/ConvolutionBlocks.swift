@@ -1,0 +1,149 @@
+/// Convolution cut into blocks of output that one core makes start to finish (im2col of its
+/// columns, a single-threaded GEMM, the epilogue), so each block's data is still in cache for the
+/// next step and a conv is one parallel step rather than three.
+extension ConvolutionKernels {
+    /// Elements of one segment's im2col matrix (1 MiB of floats): small enough to be read back
+    /// from cache by the GEMM right after it is written.
+    static let segmentElements = 1 << 18
+
+    /// Blocks per thread when one image is shared by every thread: enough that a worker the OS
+    /// pauses is covered by the others.
+    static let blocksPerThread = 4
+
+    /// One block: output channels `channels` (absolute indices, so grouped convs work) × `width`
+    /// columns. The bias is written first and the GEMM adds onto it (beta 1): with beta 0 OpenBLAS
+    /// clears C in a pass of its own, which measured slower than writing the bias. The residual and
+    /// Relu follow in one pass over the block while it is in cache.
+    /// - Parameters:
+    ///   - destination: the block's first element; rows `leadingC` apart.
+    ///   - outputOffset: that element's index in the conv's output, where the residual is read;
+    ///     residual rows are `planeSize` apart.
+    static func multiplyBlock<Element: BLASElement>(_ filter: UnsafePointer<Element>, depth: Int, channels: Range<Int>,
+                                                    columns matrix: UnsafePointer<Element>, leadingB: Int, width: Int,
+                                                    into destination: UnsafeMutablePointer<Element>, leadingC: Int,
+                                                    outputOffset: Int, planeSize: Int, epilogue: ConvolutionEpilogue<Element>) {
+        guard !channels.isEmpty, width > 0 else { return }
+        if let bias = epilogue.bias {
+            for (row, channel) in channels.enumerated() {
+                (destination + row * leadingC).update(repeating: bias[channel], count: width)
+            }
+        }
+        Element.multiply(rows: channels.count, columns: width, inner: depth, filter + channels.lowerBound * depth, leadingA: depth,
+                         transposeA: false, matrix, leadingB: leadingB, transposeB: false, into: destination, leadingC: leadingC,
+                         beta: epilogue.bias == nil ? 0 : 1, threads: 1)
+        let rest = ConvolutionEpilogue(bias: nil, residual: epilogue.residual, relu: epilogue.relu)
+        guard !rest.isEmpty else { return }
+        for (row, channel) in channels.enumerated() {
+            let block = destination + row * leadingC
+            rest.apply(at: outputOffset + row * planeSize, channel: channel, from: block, to: block, count: width)
+        }
+    }
+
+    /// Segments per image for `convolveInSegments`: enough that each one's im2col fits
+    /// `segmentElements`, and when there are few images, enough that every thread gets several
+    /// (but at least 64 columns each, below which the GEMM is mostly packing), rounded to a
+    /// multiple of the thread count so the last round of tasks keeps every thread busy.
+    static func segmentCount(geometry: SpatialGeometry, depth: Int, batch: Int, threads: Int) -> Int {
+        let (outputHeight, outputWidth) = (max(geometry.output[1], 1), max(geometry.output[2], 1))
+        let cacheRows = max(1, segmentElements / max(depth * outputWidth, 1))
+        var count = (outputHeight + cacheRows - 1) / cacheRows
+        guard batch < threads * blocksPerThread else { return count }
+        let wanted = (threads * blocksPerThread + batch - 1) / max(batch, 1)
+        let widest = max(1, outputHeight / ((64 + outputWidth - 1) / outputWidth))
+        count = max(count, min(wanted, widest))
+        if batch % threads != 0, count % threads != 0 {
+            let rounded = (count + threads - 1) / threads * threads
+            count = rounded <= outputHeight ? rounded : count
+        }
+        return min(count, outputHeight)
+    }
+
+    /// Rows of segment `index` of `count`: sizes differ by at most one row.
+    static func segmentRows(_ index: Int, of count: Int, height: Int) -> Range<Int> {
+        (index * height / count)..<((index + 1) * height / count)
+    }
+
+    /// 2-D maps (group 1): im2col and GEMM one segment of output rows at a time, the way
+    /// onnxruntime's MLAS does. A whole image's im2col matrix (115 MB for VGG's second layer) is
+    /// written to memory and read back; a segment's stays in cache. Segments of every image are
+    /// the tasks, each with a single-threaded GEMM, and the epilogue runs on the segment too.
+    static func convolveInSegments<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>,
+                                                         _ output: UnsafeMutablePointer<Element>, batch: Int, channels: Int, outputChannels: Int,
+                                                         geometry: SpatialGeometry, segments: Int, epilogue: ConvolutionEpilogue<Element>,
+                                                         imageStride: Int, threads: Int) {
+        let depth = channels * geometry.kernelSize
+        let positions = geometry.outputSize
+        let (outputHeight, outputWidth) = (geometry.output[1], geometry.output[2])
+        let rowsPerSegment = (outputHeight + segments - 1) / segments
+        let workers = min(threads, batch * segments)
+        let buffers = (0..<workers).map { _ in RuntimeStorage(byteCount: depth * rowsPerSegment * outputWidth * MemoryLayout<Element>.stride) }
+        let pointers = buffers.map { UncheckedSendable(value: $0.bytes.baseAddress!.assumingMemoryBound(to: Element.self)) }
+        defer { withExtendedLifetime(buffers) {} }
+        parallelTasks(batch * segments, threads: threads) { worker, task in
+            let image = task / segments, segment = task % segments
+            let rows = segmentRows(segment, of: segments, height: outputHeight)
+            let width = rows.count * outputWidth
+            let columns = pointers[worker].value
+            geometry.imageToColumns(source + image * channels * geometry.inputSize, channels: channels, into: columns, rowStride: width,
+                                    outputRows: rows, threads: 1)
+            let first = image * outputChannels * positions + rows.lowerBound * outputWidth
+            multiplyBlock(filter, depth: depth, channels: 0..<outputChannels, columns: UnsafePointer(columns), leadingB: width, width: width,
+                          into: output + image * imageStride + rows.lowerBound * outputWidth, leadingC: positions, outputOffset: first,
+                          planeSize: positions, epilogue: epilogue)
+        }
+    }
+
+    /// Fewer images than threads (batch 1), group 1: each image shared by every thread in blocks.
+    /// Blocks run along the output positions when there are at least as many of them as output
+    /// channels (the weights, then the smaller operand, are what each block's GEMM packs again),
+    /// else along the output channels after one im2col of the whole image. Returns false for the
+    /// shapes it leaves to the general path (1-D, 3-D, and maps with fewer rows than threads).
+    static func convolveImages<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>,
+                                                     _ output: UnsafeMutablePointer<Element>, batch: Int, channels: Int, outputChannels: Int,
+                                                     geometry: SpatialGeometry, pointwise: Bool, epilogue: ConvolutionEpilogue<Element>,
+                                                     imageStride: Int, threads: Int) -> Bool {
+        let depth = channels * geometry.kernelSize
+        let positions = geometry.outputSize
+        let blocks = threads * blocksPerThread
+        let alongPositions = positions >= outputChannels
+        if alongPositions, !pointwise, geometry.output[0] != 1 || geometry.output[1] < threads { return false }
+        for image in 0..<batch {
+            let offset = image * outputChannels * positions
+            let destination = output + image * imageStride
+            let planes = source + image * channels * geometry.inputSize
+            if alongPositions, pointwise {
+                // Multiples of 16 columns fill OpenBLAS's micro-tiles.
+                let width = (max(64, (positions + blocks - 1) / blocks) + 15) / 16 * 16
+                parallelTasks((positions + width - 1) / width, threads: threads) { _, block in
+                    let start = block * width
+                    multiplyBlock(filter, depth: depth, channels: 0..<outputChannels, columns: planes + start, leadingB: positions,
+                                  width: min(width, positions - start), into: destination + start, leadingC: positions,
+                                  outputOffset: offset + start, planeSize: positions, epilogue: epilogue)
+                }
+            } else if alongPositions {
+                convolveInSegments(planes, filter, destination, batch: 1, channels: channels, outputChannels: outputChannels,
+                                   geometry: geometry, segments: segmentCount(geometry: geometry, depth: depth, batch: 1, threads: threads),
+                                   epilogue: epilogue.shifted(by: offset), imageStride: imageStride, threads: threads)
+            } else {
+                var matrix = planes
+                let storage = pointwise ? nil : RuntimeStorage(byteCount: depth * positions * MemoryLayout<Element>.stride)
+                if let columns = storage?.bytes.baseAddress?.assumingMemoryBound(to: Element.self) {
+                    geometry.imageToColumns(planes, channels: channels, into: columns, threads: threads)
+                    matrix = UnsafePointer(columns)
+                }
+                // Half as many blocks here: each one's GEMM packs the whole im2col matrix again
+                // (17-22% over one call at 8 blocks on SqueezeNet's 13x13 layers, 3-7% at 4).
+                let channelBlocks = max(1, blocks / 2)
+                let height = (max(16, (outputChannels + channelBlocks - 1) / channelBlocks) + 15) / 16 * 16
+                parallelTasks((outputChannels + height - 1) / height, threads: threads) { _, block in
+                    let first = block * height
+                    multiplyBlock(filter, depth: depth, channels: first..<min(outputChannels, first + height), columns: matrix,
+                                  leadingB: positions, width: positions, into: destination + first * positions, leadingC: positions,
+                                  outputOffset: offset + first * positions, planeSize: positions, epilogue: epilogue)
+                }
+                withExtendedLifetime(storage) {}
+            }
+        }
+        return true
+    }
+}
