@@ -66,41 +66,49 @@ public struct Histogram: Sendable {
     /// - Complexity: O(n).
     static func extremes(_ values: UnsafeBufferPointer<Float>) -> Extremes {
         let base = values.baseAddress!
-        var low = SIMD8<Float>(repeating: .infinity)
-        var high = SIMD8<Float>(repeating: -.infinity)
-        var nonFiniteLanes = SIMDMask<SIMD8<Int32>>()
+        var lanes = LaneExtremes()
         var index = 0
         let vectorEnd = values.count & ~7
         while index < vectorEnd {
-            let vector = UnsafeRawPointer(base + index).loadUnaligned(as: SIMD8<Float>.self)
-            let finite = (vector .> infinitelyLow) .& (vector .< infinitelyHigh)  // false for NaN too
-            low.replace(with: vector, where: finite .& (vector .< low))
-            high.replace(with: vector, where: finite .& (vector .> high))
-            nonFiniteLanes .|= .!finite
+            lanes.take(UnsafeRawPointer(base + index).loadUnaligned(as: SIMD8<Float>.self))
             index &+= 8
         }
-        return finishExtremes(values, from: index, low: low, high: high, nonFiniteLanes: nonFiniteLanes)
+        return lanes.finish(values, from: index)
     }
 
-    /// Folds the lanes and the scalar tail from `index` into one result.
-    private static func finishExtremes(_ values: UnsafeBufferPointer<Float>, from index: Int, low: SIMD8<Float>,
-                                       high: SIMD8<Float>, nonFiniteLanes: SIMDMask<SIMD8<Int32>>) -> Extremes {
-        var minimum = low.min()
-        var maximum = high.max()
-        var hasNonFinite = any(nonFiniteLanes)
-        for value in values[index...] {
-            guard value.isFinite else {
-                hasNonFinite = true
-                continue
-            }
-            if value < minimum { minimum = value }
-            if value > maximum { maximum = value }
+    /// Running extremes over eight lanes: the smallest and largest finite value, and whether any
+    /// NaN or ±∞ went by (a select, so such lanes never win).
+    struct LaneExtremes {
+        var low = SIMD8<Float>(repeating: .infinity)
+        var high = SIMD8<Float>(repeating: -.infinity)
+        var nonFinite = SIMDMask<SIMD8<Int32>>()
+
+        @inline(__always) mutating func take(_ vector: SIMD8<Float>) {
+            let finite = (vector .> Histogram.infinitelyLow) .& (vector .< Histogram.infinitelyHigh)  // false for NaN too
+            low.replace(with: vector, where: finite .& (vector .< low))
+            high.replace(with: vector, where: finite .& (vector .> high))
+            nonFinite .|= .!finite
         }
-        return (minimum, maximum, hasNonFinite)
+
+        /// Folds the lanes and the scalar tail from `index` into one result.
+        func finish(_ values: UnsafeBufferPointer<Float>, from index: Int) -> Extremes {
+            var minimum = low.min()
+            var maximum = high.max()
+            var hasNonFinite = any(nonFinite)
+            for value in values[index...] {
+                guard value.isFinite else {
+                    hasNonFinite = true
+                    continue
+                }
+                if value < minimum { minimum = value }
+                if value > maximum { maximum = value }
+            }
+            return (minimum, maximum, hasNonFinite)
+        }
     }
 
-    private static let infinitelyLow = SIMD8<Float>(repeating: -.infinity)
-    private static let infinitelyHigh = SIMD8<Float>(repeating: .infinity)
+    fileprivate static let infinitelyLow = SIMD8<Float>(repeating: -.infinity)
+    fileprivate static let infinitelyHigh = SIMD8<Float>(repeating: .infinity)
 
     /// Below this many values a batch is counted on one thread (the hand-off would cost more).
     static let parallelThreshold = 1 << 16
@@ -182,17 +190,12 @@ public struct Histogram: Sendable {
         let second = Int32(binCount)
         // The magic number's own bits (0x4B400000) come off with the table offset in one add.
         let offsets = SIMD8<Int32>(0, second, 0, second, 0, second, 0, second) &- 0x4B40_0000
-        var low = SIMD8<Float>(repeating: .infinity)
-        var high = SIMD8<Float>(repeating: -.infinity)
-        var nonFiniteLanes = SIMDMask<SIMD8<Int32>>()
+        var lanes = LaneExtremes()
         var index = 0
         let vectorEnd = values.count & ~7
         while index < vectorEnd {
             let vector = UnsafeRawPointer(base + index).loadUnaligned(as: SIMD8<Float>.self)
-            let finite = (vector .> infinitelyLow) .& (vector .< infinitelyHigh)
-            low.replace(with: vector, where: finite .& (vector .< low))
-            high.replace(with: vector, where: finite .& (vector .> high))
-            nonFiniteLanes .|= .!finite
+            lanes.take(vector)
             var position = (vector - lowerLanes) * scaleLanes
             position.replace(with: zero, where: .!(position .>= zero))
             position.replace(with: last, where: position .> last)
@@ -213,7 +216,7 @@ public struct Histogram: Sendable {
         for value in values[index...] {
             table[Self.bin(of: value, lower: lower, scale: scale, last: lastBin)] &+= 1
         }
-        return finishExtremes(values, from: index, low: low, high: high, nonFiniteLanes: nonFiniteLanes)
+        return lanes.finish(values, from: index)
     }
 
     /// The scalar rule, as the vector path applies it: a position that is not ≥ 0 goes to bin 0. That
@@ -232,7 +235,7 @@ public struct Histogram: Sendable {
             guard value.isFinite else { continue }
             table[bin(of: value, lower: lower, scale: scale, last: last)] &+= 1
         }
-        return finishExtremes(values, from: 0, low: SIMD8(repeating: .infinity), high: SIMD8(repeating: -.infinity), nonFiniteLanes: SIMDMask())
+        return LaneExtremes().finish(values, from: 0)
     }
 
     private mutating func grow(lower newLower: Float, upper newUpper: Float) {
