@@ -88,8 +88,14 @@ public final class DatasetReader {
 
     /// Reads the samples at positions `range` of the reader's order.
     public func batch(_ range: Range<Int>) throws -> Batch {
-        precondition(range.lowerBound >= 0 && range.upperBound <= sampleCount, "batch range out of bounds")
-        let indices = order.map { Array($0[range]) } ?? Array(range)
+        try batch(at: Array(range), range: range)
+    }
+
+    /// Reads the samples at `positions` of the reader's order as one batch labelled `range`, e.g.
+    /// a fixed subset in a new order each epoch.
+    public func batch(at positions: [Int], range: Range<Int>) throws -> Batch {
+        precondition(positions.allSatisfy { $0 >= 0 && $0 < sampleCount }, "batch positions out of bounds")
+        let indices = order.map { order in positions.map { order[$0] } } ?? positions
         var tensors: [String: Tensor] = [:]
         for input in inputs {
             tensors[input.name] = try read(input.array, rows: indices, as: input.elementType, name: input.name)
@@ -200,7 +206,7 @@ public final class DatasetReader {
     }
 
     /// A Fisher-Yates permutation of `0 ..< count` driven by SplitMix64, stable across platforms.
-    static func shuffledOrder(count: Int, seed: UInt64) -> [Int] {
+    public static func shuffledOrder(count: Int, seed: UInt64) -> [Int] {
         var generator = SeededGenerator(seed: seed)
         var order = Array(0..<count)
         if count < 2 { return order }
