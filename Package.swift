@@ -49,7 +49,10 @@ let package = Package(
             path: "Formats/KerasHDF5"),
 
         // MARK: Execution and data
-        .target(name: "NNPipeRuntime", dependencies: ["NNPipeCore", "CBLAS"], exclude: ["README.md"]),
+        .target(name: "NNPipeRuntime", dependencies: ["NNPipeCore", "CBLAS", "CNNPipeKernels"], exclude: ["README.md"]),
+        // The runtime's own float product for convolutions (AVX2 + FMA, checked at run time);
+        // NNPipeRuntime's PackedFilter is its one wrapper.
+        .target(name: "CNNPipeKernels"),
         .target(name: "NNPipeData", dependencies: ["NNPipeCore", "NNPipeHDF5"]),
 
         // MARK: Stages (one module per kind; never depend on each other)

@@ -98,6 +98,7 @@ public final class ExecutionPlan: @unchecked Sendable {
         (concatsInPlace, placedProducers) = ConcatInPlace.find(steps: steps, chains: chains, constants: constants, producer: producer,
                                                                graphOutputs: Set(graph.outputs.map(\.name)))
         self.steps = steps
+        for constant in constants.values { constant.storage.isPlanConstant = true }
         self.constants = constants
         self.unavailableConstants = unavailable
         self.producer = producer

@@ -5,6 +5,9 @@ import NNPipeCore
 /// so several tensors (a Reshape's input and output) can share one storage safely.
 public final class RuntimeStorage: @unchecked Sendable {
     public let bytes: UnsafeMutableRawBufferPointer
+    /// Set by the plan on its constants (weights), which no run writes: kernels may keep data
+    /// derived from them, such as packed conv weights, for as long as they hold the storage.
+    internal(set) public var isPlanConstant = false
 
     /// Allocates `byteCount` bytes, zeroed when `zeroed` (col2im and scatter kernels add into them).
     public init(byteCount: Int, zeroed: Bool = false) {

@@ -21,8 +21,13 @@ extension ConvolutionKernels {
     static func multiplyBlock<Element: BLASElement>(_ filter: UnsafePointer<Element>, depth: Int, channels: Range<Int>,
                                                     columns matrix: UnsafePointer<Element>, leadingB: Int, width: Int,
                                                     into destination: UnsafeMutablePointer<Element>, leadingC: Int,
-                                                    outputOffset: Int, planeSize: Int, epilogue: ConvolutionEpilogue<Element>) {
+                                                    outputOffset: Int, planeSize: Int, epilogue: ConvolutionEpilogue<Element>,
+                                                    packed: PackedFilter?) {
         guard !channels.isEmpty, width > 0 else { return }
+        if multiplyPacked(packed, channels: channels, columns: matrix, leadingB: leadingB, width: width, into: destination, leadingC: leadingC,
+                          epilogue: epilogue.shifted(by: outputOffset), residualStride: planeSize) {
+            return
+        }
         if let bias = epilogue.bias {
             for (row, channel) in channels.enumerated() {
                 (destination + row * leadingC).update(repeating: bias[channel], count: width)
@@ -37,6 +42,25 @@ extension ConvolutionKernels {
             let block = destination + row * leadingC
             rest.apply(at: outputOffset + row * planeSize, channel: channel, from: block, to: block, count: width)
         }
+    }
+
+    /// The product of `multiplyBlock` (or, without an epilogue, a bare GEMM) through the packed
+    /// weights when there are some, the element type is Float and `channels` starts on a panel;
+    /// false when it leaves the product to OpenBLAS. The epilogue's residual is read from its
+    /// first element, rows `residualStride` apart.
+    static func multiplyPacked<Element: BLASElement>(_ packed: PackedFilter?, channels: Range<Int>, columns matrix: UnsafePointer<Element>,
+                                                     leadingB: Int, width: Int, into destination: UnsafeMutablePointer<Element>, leadingC: Int,
+                                                     epilogue: ConvolutionEpilogue<Element> = .init(bias: nil, residual: nil, relu: false),
+                                                     residualStride: Int = 0) -> Bool {
+        guard let packed, Element.self == Float.self, channels.lowerBound % PackedFilter.panelRows == 0 else { return false }
+        func floats(_ pointer: UnsafePointer<Element>) -> UnsafePointer<Float> {
+            UnsafeRawPointer(pointer).assumingMemoryBound(to: Float.self)
+        }
+        packed.multiply(channels: channels, columns: floats(matrix), columnStride: leadingB, width: width,
+                        into: UnsafeMutableRawPointer(destination).assumingMemoryBound(to: Float.self), outputStride: leadingC,
+                        bias: epilogue.bias.map(floats), residual: epilogue.residual.map(floats), residualStride: residualStride,
+                        relu: epilogue.relu)
+        return true
     }
 
     /// Segments per image for `convolveInSegments`: enough that each one's im2col fits
@@ -70,7 +94,7 @@ extension ConvolutionKernels {
     static func convolveInSegments<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>,
                                                          _ output: UnsafeMutablePointer<Element>, batch: Int, channels: Int, outputChannels: Int,
                                                          geometry: SpatialGeometry, segments: Int, epilogue: ConvolutionEpilogue<Element>,
-                                                         imageStride: Int, threads: Int) {
+                                                         imageStride: Int, packed: PackedFilter?, threads: Int) {
         let depth = channels * geometry.kernelSize
         let positions = geometry.outputSize
         let (outputHeight, outputWidth) = (geometry.output[1], geometry.output[2])
@@ -89,7 +113,7 @@ extension ConvolutionKernels {
             let first = image * outputChannels * positions + rows.lowerBound * outputWidth
             multiplyBlock(filter, depth: depth, channels: 0..<outputChannels, columns: UnsafePointer(columns), leadingB: width, width: width,
                           into: output + image * imageStride + rows.lowerBound * outputWidth, leadingC: positions, outputOffset: first,
-                          planeSize: positions, epilogue: epilogue)
+                          planeSize: positions, epilogue: epilogue, packed: packed)
         }
     }
 
@@ -101,7 +125,7 @@ extension ConvolutionKernels {
     static func convolveImages<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>,
                                                      _ output: UnsafeMutablePointer<Element>, batch: Int, channels: Int, outputChannels: Int,
                                                      geometry: SpatialGeometry, pointwise: Bool, epilogue: ConvolutionEpilogue<Element>,
-                                                     imageStride: Int, threads: Int) -> Bool {
+                                                     imageStride: Int, packed: PackedFilter?, threads: Int) -> Bool {
         let depth = channels * geometry.kernelSize
         let positions = geometry.outputSize
         let blocks = threads * blocksPerThread
@@ -118,12 +142,12 @@ extension ConvolutionKernels {
                     let start = block * width
                     multiplyBlock(filter, depth: depth, channels: 0..<outputChannels, columns: planes + start, leadingB: positions,
                                   width: min(width, positions - start), into: destination + start, leadingC: positions,
-                                  outputOffset: offset + start, planeSize: positions, epilogue: epilogue)
+                                  outputOffset: offset + start, planeSize: positions, epilogue: epilogue, packed: packed)
                 }
             } else if alongPositions {
                 convolveInSegments(planes, filter, destination, batch: 1, channels: channels, outputChannels: outputChannels,
                                    geometry: geometry, segments: segmentCount(geometry: geometry, depth: depth, batch: 1, threads: threads),
-                                   epilogue: epilogue.shifted(by: offset), imageStride: imageStride, threads: threads)
+                                   epilogue: epilogue.shifted(by: offset), imageStride: imageStride, packed: packed, threads: threads)
             } else {
                 var matrix = planes
                 let storage = pointwise ? nil : RuntimeStorage(byteCount: depth * positions * MemoryLayout<Element>.stride)
@@ -134,12 +158,14 @@ extension ConvolutionKernels {
                 // Half as many blocks here: each one's GEMM packs the whole im2col matrix again
                 // (17-22% over one call at 8 blocks on SqueezeNet's 13x13 layers, 3-7% at 4).
                 let channelBlocks = max(1, blocks / 2)
-                let height = (max(16, (outputChannels + channelBlocks - 1) / channelBlocks) + 15) / 16 * 16
+                // Whole micro-tile rows: OpenBLAS's are 16 channels, the packed product's panels 6.
+                let unit = packed == nil ? 16 : PackedFilter.panelRows
+                let height = (max(unit, (outputChannels + channelBlocks - 1) / channelBlocks) + unit - 1) / unit * unit
                 parallelTasks((outputChannels + height - 1) / height, threads: threads) { _, block in
                     let first = block * height
                     multiplyBlock(filter, depth: depth, channels: first..<min(outputChannels, first + height), columns: matrix,
                                   leadingB: positions, width: positions, into: destination + first * positions, leadingC: positions,
-                                  outputOffset: offset + first * positions, planeSize: positions, epilogue: epilogue)
+                                  outputOffset: offset + first * positions, planeSize: positions, epilogue: epilogue, packed: packed)
                 }
                 withExtendedLifetime(storage) {}
             }

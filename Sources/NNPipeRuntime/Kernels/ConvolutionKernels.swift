@@ -13,6 +13,7 @@ enum ConvolutionKernels {
         let attributes = try SpatialGeometry.Attributes(&spec)
         let group = spec.int("group", 1)
         guard group >= 1 else { throw spec.invalid("group \(group)") }
+        let packing = PackedFilterCache()
         return ClosureKernel { inputs, context in
             let input = try inputs.required(0)
             let weights = try inputs.required(1)
@@ -40,6 +41,9 @@ enum ConvolutionKernels {
             } : nil
             let result = placed?.tensor ?? RuntimeTensor(dataType: .float, shape: shape)
             let positions = geometry.outputSize
+            // Depthwise convs run their own loops; other weights are one matrix row per output channel.
+            let depthwise = group > 1 && group == channels && group == outputChannels
+            let packed = depthwise ? nil : packing.filter(for: weights, rows: outputChannels, depth: weights.elementCount / max(outputChannels, 1))
             let biasValues = bias.map { UnsafePointer($0.storage.bytes.baseAddress!.assumingMemoryBound(to: Float.self)) }
             let addendValues = addend.map { UnsafePointer($0.storage.bytes.baseAddress!.assumingMemoryBound(to: Float.self)) }
             input.withUnsafeBuffer(of: Float.self) { source in
@@ -48,7 +52,7 @@ enum ConvolutionKernels {
                         let epilogue = ConvolutionEpilogue(bias: biasValues, residual: addendValues, relu: relu)
                         convolve(source.baseAddress!, filter.baseAddress!, output.baseAddress! + (placed?.channelOffset ?? 0) * positions,
                                  batch: batch, channels: channels, outputChannels: outputChannels, group: group, geometry: geometry,
-                                 epilogue: epilogue, imageStride: result.shape[1] * positions, threads: context.threads)
+                                 epilogue: epilogue, imageStride: result.shape[1] * positions, packed: packed, threads: context.threads)
                     }
                 }
             }
@@ -78,10 +82,12 @@ enum ConvolutionKernels {
     ///
     /// `imageStride` (group 1 only): elements from one image's output to the next's, when the
     /// output is a channel range of a wider tensor (a Concat the conv writes into); the residual is
-    /// still read at the conv's own layout.
+    /// still read at the conv's own layout. `packed`: `filter` packed for the runtime's own product,
+    /// used for single-threaded products whose channel blocks start on its panels.
     static func convolve<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>, _ output: UnsafeMutablePointer<Element>,
                                                batch: Int, channels: Int, outputChannels: Int, group: Int, geometry: SpatialGeometry,
-                                               epilogue: ConvolutionEpilogue<Element>, imageStride: Int? = nil, threads: Int) {
+                                               epilogue: ConvolutionEpilogue<Element>, imageStride: Int? = nil, packed: PackedFilter? = nil,
+                                               threads: Int) {
         let groupChannels = channels / group
         let groupOutputs = outputChannels / group
         let depth = groupChannels * geometry.kernelSize
@@ -115,13 +121,13 @@ enum ConvolutionKernels {
         if needsColumns, !needsStaging, group == 1, geometry.output[0] == 1, depth * positions > 2 * segmentElements {
             convolveInSegments(source, filter, output, batch: batch, channels: channels, outputChannels: outputChannels, geometry: geometry,
                                segments: segmentCount(geometry: geometry, depth: depth, batch: batch, threads: threads),
-                               epilogue: epilogue, imageStride: imageStride, threads: threads)
+                               epilogue: epilogue, imageStride: imageStride, packed: packed, threads: threads)
             return
         }
         let outerThreads = tasks >= 2 * threads || tasks % threads == 0 ? threads : 1
         if outerThreads == 1, threads > 1, group == 1, !needsStaging,
            convolveImages(source, filter, output, batch: batch, channels: channels, outputChannels: outputChannels, geometry: geometry,
-                          pointwise: pointwise, epilogue: epilogue, imageStride: imageStride, threads: threads) {
+                          pointwise: pointwise, epilogue: epilogue, imageStride: imageStride, packed: packed, threads: threads) {
             return
         }
         let innerThreads = outerThreads > 1 ? 1 : threads
@@ -159,15 +165,20 @@ enum ConvolutionKernels {
                     let offset = (firstImage * outputChannels + part * groupOutputs) * positions
                     multiplyBlock(filter, depth: depth, channels: (part * groupOutputs)..<((part + 1) * groupOutputs), columns: matrix,
                                   leadingB: leadingB, width: taskWidth, into: output + firstImage * imageStride + part * groupOutputs * positions,
-                                  leadingC: positions, outputOffset: offset, planeSize: positions, epilogue: epilogue)
+                                  leadingC: positions, outputOffset: offset, planeSize: positions, epilogue: epilogue, packed: packed)
                     continue
                 }
                 // Without staging a task holds one image.
                 let destination = staging.map { $0 + part * groupOutputs * taskWidth }
                     ?? output + firstImage * imageStride + part * groupOutputs * positions
+                let leadingC = staging == nil ? positions : taskWidth
+                if innerThreads == 1, multiplyPacked(packed, channels: (part * groupOutputs)..<((part + 1) * groupOutputs), columns: matrix,
+                                                     leadingB: leadingB, width: taskWidth, into: destination, leadingC: leadingC) {
+                    continue
+                }
                 Element.multiply(rows: groupOutputs, columns: taskWidth, inner: depth, filter + part * groupOutputs * depth, leadingA: depth,
                                  transposeA: false, matrix, leadingB: leadingB, transposeB: false,
-                                 into: destination, leadingC: staging == nil ? positions : taskWidth, beta: 0, threads: innerThreads)
+                                 into: destination, leadingC: leadingC, beta: 0, threads: innerThreads)
             }
             guard staging != nil || (innerThreads > 1 && !epilogue.isEmpty) else { return }
             let planeCount = count * outputChannels

@@ -1,0 +1,72 @@
+import CNNPipeKernels
+import Foundation
+
+/// Convolution weights packed once for the runtime's own float product (CNNPipeKernels, AVX2 +
+/// FMA), the one place that calls that C code: every argument is checked here first.
+///
+/// Why not OpenBLAS for these products: at batch 1 a conv's GEMM is small and is called per block
+/// of output, and OpenBLAS packs the weights again on every call (5% of SqueezeNet's time), while
+/// the bias has to be written before it and the Relu after it, two more passes over every output
+/// (10%). The packed product takes the weights packed at plan time and stores each output once
+/// with bias, residual and Relu applied. Its inner kernel runs at OpenBLAS's speed on the conv
+/// shapes measured (Benchmarks/runtime/README.md). Other CPUs, and `NNPIPE_PACKED_PRODUCT=0`,
+/// keep OpenBLAS.
+final class PackedFilter: @unchecked Sendable {
+    /// True on CPUs with AVX2 and FMA unless `NNPIPE_PACKED_PRODUCT=0`.
+    static let isAvailable: Bool = nnpipe_packed_product_available() != 0
+        && ProcessInfo.processInfo.environment["NNPIPE_PACKED_PRODUCT"] != "0"
+    /// A block of output channels must start at a multiple of this.
+    static let panelRows = Int(nnpipe_packed_panel_rows())
+
+    let rows: Int
+    let depth: Int
+    private let values: UnsafeMutablePointer<Float>
+
+    /// Packs the row-major `rows` x `depth` matrix `filter` (a conv's weights, one row per output
+    /// channel).
+    init(_ filter: UnsafePointer<Float>, rows: Int, depth: Int) {
+        precondition(rows > 0 && depth > 0, "empty filter \(rows) x \(depth)")
+        self.rows = rows
+        self.depth = depth
+        let count = Int(nnpipe_packed_filter_count(rows, depth))
+        values = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+            .bindMemory(to: Float.self, capacity: count)
+        nnpipe_pack_filter(filter, rows, depth, values)
+    }
+
+    deinit { values.deallocate() }
+
+    /// output[c][j] = relu?(bias[c] + Σₖ filter[c][k] · columns[k][j] + residual[c][j]) for the
+    /// channels `channels` (row c of `output` and `residual` is channel `channels.lowerBound + c`)
+    /// and columns 0..<width. `bias` points at channel 0's value. Single-threaded.
+    func multiply(channels: Range<Int>, columns: UnsafePointer<Float>, columnStride: Int, width: Int,
+                  into output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?,
+                  residual: UnsafePointer<Float>?, residualStride: Int, relu: Bool) {
+        precondition(channels.lowerBound >= 0 && channels.upperBound <= rows && channels.lowerBound % Self.panelRows == 0,
+                     "channels \(channels) of \(rows) must start at a multiple of \(Self.panelRows)")
+        precondition(width >= 0 && columnStride >= width && outputStride >= width && (residual == nil || residualStride >= width),
+                     "strides must cover the \(width) columns")
+        guard !channels.isEmpty, width > 0 else { return }
+        nnpipe_packed_product(values, rows, channels.lowerBound, channels.count, depth, columns, columnStride, width,
+                              output, outputStride, bias.map { $0 + channels.lowerBound }, residual, residualStride, relu ? 1 : 0)
+    }
+}
+
+/// A conv node's packed weights, made on its first run and reused while the weights are the same
+/// plan constant (the storage is kept alive here, so its identity cannot be reused by another).
+/// Weights fed at run time are never packed: nothing stops a caller rewriting them between runs.
+final class PackedFilterCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entry: (storage: RuntimeStorage, shape: [Int], filter: PackedFilter)?
+
+    func filter(for weights: RuntimeTensor, rows: Int, depth: Int) -> PackedFilter? {
+        guard PackedFilter.isAvailable, weights.storage.isPlanConstant, weights.dataType == .float,
+              rows > 0, depth > 0, weights.elementCount == rows * depth else { return nil }
+        return lock.withLock {
+            if let entry, entry.storage === weights.storage, entry.shape == weights.shape { return entry.filter }
+            let filter = weights.withUnsafeBuffer(of: Float.self) { PackedFilter($0.baseAddress!, rows: rows, depth: depth) }
+            entry = (weights.storage, weights.shape, filter)
+            return filter
+        }
+    }
+}

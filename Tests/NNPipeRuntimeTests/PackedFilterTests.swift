@@ -1,0 +1,153 @@
+import NNPipeCore
+@testable import NNPipeRuntime
+import Testing
+
+/// The runtime's own conv product (CNNPipeKernels through `PackedFilter`): against a Double
+/// reference on shapes that hit every edge of its blocking, and in whole convs against the same
+/// convs with their weights fed at run time (which are never packed, so OpenBLAS computes them).
+@Suite(.enabled(if: PackedFilter.isAvailable, "the packed product needs AVX2 and FMA"))
+struct PackedFilterTests {
+    struct Product: CustomTestStringConvertible, Sendable {
+        let label: String
+        let rows: Int
+        let depth: Int
+        let width: Int
+        var channels: Range<Int>? = nil
+        var bias = true
+        var residual = false
+        var relu = false
+        /// Extra elements at the end of each row of the columns, output and residual.
+        var padding = 0
+        var testDescription: String { label }
+    }
+
+    static let products: [Product] = [
+        Product(label: "one full tile", rows: 6, depth: 8, width: 16),
+        Product(label: "a single value", rows: 1, depth: 1, width: 1, bias: false),
+        Product(label: "7 rows (tail of 1), 17 columns (tail of 1)", rows: 7, depth: 13, width: 17),
+        Product(label: "32 rows (tail of 2), 49 columns (7x7 map)", rows: 32, depth: 1152, width: 49, residual: true, relu: true),
+        Product(label: "61 rows, depth 300 (two depth blocks), 300 columns (two width blocks)", rows: 61, depth: 300, width: 300,
+                residual: true, relu: true, padding: 5),
+        Product(label: "depth 600 (three blocks), no bias", rows: 16, depth: 600, width: 40, bias: false, relu: true),
+        Product(label: "channels 6..<16 of 20 (a block), padded rows", rows: 20, depth: 27, width: 33, channels: 6..<16, residual: true,
+                relu: true, padding: 3),
+        Product(label: "channels 12..<13 of 13", rows: 13, depth: 9, width: 8, channels: 12..<13, residual: true),
+    ]
+
+    @Test(arguments: products)
+    func productMatchesDoubleReference(_ product: Product) {
+        var generator = SeededGenerator(seed: UInt64(product.rows * 1000 + product.depth))
+        func values(_ count: Int) -> [Float] { (0..<count).map { _ in generator.nextUnit() * 2 - 1 } }
+        let channels = product.channels ?? 0..<product.rows
+        let stride = product.width + product.padding
+        let filter = values(product.rows * product.depth)
+        let columns = values(product.depth * stride)
+        let bias = values(product.rows)
+        let residual = values(channels.count * stride)
+        let sentinel: Float = 12345
+        var output = [Float](repeating: sentinel, count: channels.count * stride)
+        let packed = filter.withUnsafeBufferPointer { PackedFilter($0.baseAddress!, rows: product.rows, depth: product.depth) }
+        columns.withUnsafeBufferPointer { columns in
+            bias.withUnsafeBufferPointer { bias in
+                residual.withUnsafeBufferPointer { residual in
+                    output.withUnsafeMutableBufferPointer { output in
+                        packed.multiply(channels: channels, columns: columns.baseAddress!, columnStride: stride, width: product.width,
+                                        into: output.baseAddress!, outputStride: stride, bias: product.bias ? bias.baseAddress! : nil,
+                                        residual: product.residual ? residual.baseAddress! : nil, residualStride: stride, relu: product.relu)
+                    }
+                }
+            }
+        }
+        var worst = 0.0
+        for (row, channel) in channels.enumerated() {
+            for column in 0..<stride {
+                let got = output[row * stride + column]
+                guard column < product.width else {
+                    #expect(got == sentinel, "padding at row \(row) column \(column) was written")
+                    continue
+                }
+                var expected = product.bias ? Double(bias[channel]) : 0
+                var magnitude = abs(expected)
+                for inner in 0..<product.depth {
+                    let term = Double(filter[channel * product.depth + inner]) * Double(columns[inner * stride + column])
+                    expected += term
+                    magnitude += abs(term)
+                }
+                if product.residual { expected += Double(residual[row * stride + column]) }
+                if product.relu { expected = max(expected, 0) }
+                worst = max(worst, abs(Double(got) - expected) / (magnitude + 1))
+            }
+        }
+        #expect(worst < 1e-6, "worst error relative to the sum of magnitudes: \(worst)")
+    }
+
+    /// Relu keeps NaN as the runtime's Relu does (and as the OpenBLAS path's epilogue did).
+    @Test func reluKeepsNaN() {
+        let filter: [Float] = [1, 0, 0, 1]
+        let columns: [Float] = [.nan, -0.0, -2, 3] + [Float](repeating: 0, count: 12) + [0, 0, 0, 0] + [Float](repeating: 0, count: 12)
+        var output = [Float](repeating: 7, count: 32)
+        let packed = filter.withUnsafeBufferPointer { PackedFilter($0.baseAddress!, rows: 2, depth: 2) }
+        columns.withUnsafeBufferPointer { columns in
+            output.withUnsafeMutableBufferPointer { output in
+                packed.multiply(channels: 0..<2, columns: columns.baseAddress!, columnStride: 16, width: 16, into: output.baseAddress!,
+                                outputStride: 16, bias: nil, residual: nil, residualStride: 0, relu: true)
+            }
+        }
+        #expect(output[0].isNaN)
+        #expect(output[1] == 0)
+        #expect(output[2] == 0 && output[2].sign == .plus)
+        #expect(output[3] == 3)
+    }
+
+    /// Only plan constants are packed: a weight fed at run time could change between runs.
+    @Test func onlyPlanConstantsArePacked() {
+        let weights = RuntimeTensor(shape: [2, 3], floats: [1, 2, 3, 4, 5, 6])
+        let cache = PackedFilterCache()
+        #expect(cache.filter(for: weights, rows: 2, depth: 3) == nil)
+        weights.storage.isPlanConstant = true
+        let packed = cache.filter(for: weights, rows: 2, depth: 3)
+        #expect(packed != nil)
+        #expect(cache.filter(for: weights, rows: 2, depth: 3) === packed, "the same constant is packed once")
+    }
+
+    struct Convolution: CustomTestStringConvertible, Sendable {
+        let label: String
+        let input: [Int]
+        let weights: [Int]
+        var group = 1
+        var pads = 1
+        var threads = 2
+        var testDescription: String { label }
+    }
+
+    /// Every way a conv reaches the product, and grouped convs whose groups do and do not start on
+    /// a panel (12 and 4 outputs per group).
+    @Test(arguments: [
+        Convolution(label: "batch 1, 3x3, row segments", input: [1, 5, 30, 30], weights: [16, 5, 3, 3]),
+        Convolution(label: "batch 1, 1x1, blocks of positions", input: [1, 8, 20, 20], weights: [13, 8, 1, 1], pads: 0),
+        Convolution(label: "batch 1, 3x3 on 4x4, blocks of channels", input: [1, 8, 4, 4], weights: [40, 8, 3, 3]),
+        Convolution(label: "batch 4, whole images per worker", input: [4, 3, 17, 17], weights: [7, 3, 3, 3]),
+        Convolution(label: "batch 40 on 4x4, several images per product", input: [40, 3, 4, 4], weights: [5, 3, 3, 3]),
+        Convolution(label: "group 2, 12 outputs per group", input: [2, 6, 9, 9], weights: [24, 3, 3, 3], group: 2),
+        Convolution(label: "group 2, 4 outputs per group (second group not on a panel)", input: [2, 6, 9, 9], weights: [8, 3, 3, 3], group: 2),
+        Convolution(label: "one thread, batch 1", input: [1, 4, 11, 11], weights: [9, 4, 3, 3], threads: 1),
+    ])
+    func packedConvolutionMatchesOpenBLAS(_ convolution: Convolution) throws {
+        let bias = PlanFusionTests.weights("b", [convolution.weights[0]], seed: 32)
+        let weights = PlanFusionTests.weights("w", convolution.weights, seed: 31)
+        let pads = [Int64](repeating: Int64(convolution.pads), count: 4)
+        let node = Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: [.ints("pads", pads), .int("group", Int64(convolution.group))])
+        let relu = Node(opType: "Relu", inputs: ["c"], outputs: ["y"])
+        let x = ExecutionPlanTests.floatInput("x", convolution.input.map { .fixed($0) })
+        let constant = ExecutionPlanTests.model([node, relu], inputs: [x], outputs: ["y"], initializers: [weights, bias])
+        // The same graph with "w" a graph input: fed at run time, never packed.
+        let fed = ExecutionPlanTests.model([node, relu], inputs: [x, ExecutionPlanTests.floatInput("w", convolution.weights.map { .fixed($0) })],
+                                           outputs: ["y"], initializers: [bias])
+        let feeds = ["x": try RuntimeTensor(PlanFusionTests.weights("x", convolution.input, seed: 33)), "w": try RuntimeTensor(weights)]
+        let packed = try #require(try ExecutionPlan(model: constant, threads: convolution.threads).run(inputs: ["x": feeds["x"]!])["y"])
+        let reference = try #require(try ExecutionPlan(model: fed, threads: convolution.threads).run(inputs: feeds)["y"])
+        #expect(packed.shape == reference.shape)
+        let worst = zip(packed.floats, reference.floats).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+        #expect(worst < 1e-5, "worst relative difference \(worst)")
+    }
+}
