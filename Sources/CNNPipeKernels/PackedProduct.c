@@ -47,22 +47,48 @@ int nnpipe_packed_product_available(void) {
 }
 
 // Strips of STRIP_COLUMNS columns, each `block_depth` rows of STRIP_COLUMNS values; a short last
-// strip is padded with zeros.
-VECTOR_CODE static void pack_columns(const float *columns, long stride, long block_depth, long width, float *strips) {
+// strip is padded with zeros. With `scale`, row r of the columns becomes columns·scale[r] +
+// shift[r], then max(0, ·) with `relu`, as it is packed (mul then add, as the runtime's
+// BatchNormalization kernel rounds).
+VECTOR_CODE static void pack_columns(const float *columns, long stride, long block_depth, long width, float *strips,
+                                     const float *scale, const float *shift, int relu) {
+    __m256 zero = _mm256_setzero_ps();
     for (long first = 0; first < width; first += STRIP_COLUMNS) {
         long count = minimum(STRIP_COLUMNS, width - first);
         float *strip = strips + first * block_depth;
         for (long inner = 0; inner < block_depth; inner++) {
             const float *source = columns + inner * stride + first;
             float *destination = strip + inner * STRIP_COLUMNS;
+            __m256 left, right;
             if (count == STRIP_COLUMNS) {
-                _mm256_store_ps(destination, _mm256_loadu_ps(source));
-                _mm256_store_ps(destination + 8, _mm256_loadu_ps(source + 8));
+                left = _mm256_loadu_ps(source);
+                right = _mm256_loadu_ps(source + 8);
             } else {
-                long column = 0;
-                for (; column < count; column++) destination[column] = source[column];
-                for (; column < STRIP_COLUMNS; column++) destination[column] = 0.0f;
+                float padded[STRIP_COLUMNS] __attribute__((aligned(32))) = {0};
+                memcpy(padded, source, count * sizeof(float));
+                left = _mm256_load_ps(padded);
+                right = _mm256_load_ps(padded + 8);
             }
+            if (scale != NULL) {
+                __m256 multiplier = _mm256_set1_ps(scale[inner]), offset = _mm256_set1_ps(shift[inner]);
+                left = _mm256_add_ps(_mm256_mul_ps(left, multiplier), offset);
+                right = _mm256_add_ps(_mm256_mul_ps(right, multiplier), offset);
+                if (relu) {
+                    left = _mm256_max_ps(zero, left);
+                    right = _mm256_max_ps(zero, right);
+                }
+                if (count < STRIP_COLUMNS) {
+                    // Padding columns must stay zero whatever the shift.
+                    float kept[STRIP_COLUMNS] __attribute__((aligned(32)));
+                    _mm256_store_ps(kept, left);
+                    _mm256_store_ps(kept + 8, right);
+                    for (long column = count; column < STRIP_COLUMNS; column++) kept[column] = 0.0f;
+                    left = _mm256_load_ps(kept);
+                    right = _mm256_load_ps(kept + 8);
+                }
+            }
+            _mm256_store_ps(destination, left);
+            _mm256_store_ps(destination + 8, right);
         }
     }
 }
@@ -159,7 +185,8 @@ static _Thread_local float *column_strips;
 void nnpipe_packed_product(const float *packed, long packed_rows, long first, long rows, long depth,
                            const float *columns, long columns_stride, long width,
                            float *output, long output_stride,
-                           const float *bias, const float *residual, long residual_stride, int relu) {
+                           const float *bias, const float *residual, long residual_stride, int relu,
+                           const float *column_scale, const float *column_shift, int column_relu) {
     if (column_strips == NULL) {
         column_strips = aligned_alloc(64, sizeof(float) * DEPTH_BLOCK * WIDTH_BLOCK);
         if (column_strips == NULL) abort();
@@ -170,7 +197,8 @@ void nnpipe_packed_product(const float *packed, long packed_rows, long first, lo
         const float *block = packed + start * padded + first * block_depth;
         for (long column = 0; column < width; column += WIDTH_BLOCK) {
             long block_width = minimum(WIDTH_BLOCK, width - column);
-            pack_columns(columns + start * columns_stride + column, columns_stride, block_depth, block_width, column_strips);
+            pack_columns(columns + start * columns_stride + column, columns_stride, block_depth, block_width, column_strips,
+                         column_scale != NULL ? column_scale + start : NULL, column_shift != NULL ? column_shift + start : NULL, column_relu);
             for (long row = 0; row < rows; row += PANEL_ROWS) {
                 const float *panel = block + row * block_depth;
                 for (long strip = 0; strip < block_width; strip += STRIP_COLUMNS) {
@@ -195,7 +223,8 @@ int nnpipe_packed_product_available(void) { return 0; }
 void nnpipe_packed_product(const float *packed, long packed_rows, long first, long rows, long depth,
                            const float *columns, long columns_stride, long width,
                            float *output, long output_stride,
-                           const float *bias, const float *residual, long residual_stride, int relu) {
+                           const float *bias, const float *residual, long residual_stride, int relu,
+                           const float *column_scale, const float *column_shift, int column_relu) {
     abort();
 }
 

@@ -150,4 +150,31 @@ struct PackedFilterTests {
         let worst = zip(packed.floats, reference.floats).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
         #expect(worst < 1e-5, "worst relative difference \(worst)")
     }
+
+    /// DenseNet's BatchNormalization -> Relu -> 1x1 Conv runs as one chain whose Conv applies the
+    /// affine while packing its input (batch 1, 2 threads: blocks of positions; 1 thread: one
+    /// block; a 7x7 map with more channels than positions: blocks of channels), and gives what
+    /// the nodes give one by one.
+    @Test(arguments: [([1, 16, 20, 20], 2), ([1, 16, 20, 20], 1), ([1, 16, 7, 7], 2)])
+    func normalizationReluPointwiseConvolutionFuses(shape: [Int], threads: Int) throws {
+        let channels = shape[1], outputs = 64
+        let parameters = [("scale", 0.5), ("shift", -0.5), ("mean", -0.5), ("variance", 0.5)].enumerated().map { index, item in
+            PlanFusionTests.weights(item.0, [channels], seed: 40 + UInt64(index), offset: Float(item.1))
+        }
+        let nodes = [
+            Node(name: "bn", opType: "BatchNormalization", inputs: ["x", "scale", "shift", "mean", "variance"], outputs: ["n"]),
+            Node(opType: "Relu", inputs: ["n"], outputs: ["r"]),
+            Node(name: "pointwise", opType: "Conv", inputs: ["r", "w", "b"], outputs: ["y"]),
+        ]
+        let model = ExecutionPlanTests.model(nodes, inputs: [ExecutionPlanTests.floatInput("x", shape.map { .fixed($0) })], outputs: ["y"],
+                                             initializers: parameters + [PlanFusionTests.weights("w", [outputs, channels, 1, 1], seed: 45),
+                                                                         PlanFusionTests.weights("b", [outputs], seed: 46)])
+        let plan = try ExecutionPlan(model: model, threads: threads)
+        #expect(plan.chains.values.map(\.steps.count) == [3], "one chain of BatchNormalization, Relu and Conv")
+        let feeds = ["x": try RuntimeTensor(PlanFusionTests.weights("x", shape, seed: 47))]
+        let fused = try #require(try plan.run(inputs: feeds)["y"])
+        let unfused = try #require(try plan.run(inputs: feeds, observe: { _, _ in })["y"])
+        let worst = zip(fused.floats, unfused.floats).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 1
+        #expect(fused.shape == unfused.shape && worst < 1e-5, "worst relative difference \(worst)")
+    }
 }

@@ -25,6 +25,7 @@ import Testing
         weights("scale", [channels], seed: 3, offset: 0.5), weights("shift", [channels], seed: 4),
         weights("mean", [channels], seed: 5), weights("variance", [channels], seed: 6, offset: 0.5),
         weights("perChannel", [channels, 1, 1], seed: 7, offset: 0.5), weights("perChannel4", [1, channels, 1, 1], seed: 8),
+        weights("pointwise", [channels, channels, 1, 1], seed: 9),
     ]
     static let convolution = Node(name: "conv", opType: "Conv", inputs: ["x", "w", "bias"], outputs: ["c"],
                                   attributes: [.ints("pads", [1, 1, 1, 1])])
@@ -46,6 +47,18 @@ import Testing
         Case(label: "BN Mul Add Relu without Conv", nodes: [
             normalization("x", "n"), Node(opType: "Mul", inputs: ["n", "perChannel"], outputs: ["m"]),
             Node(opType: "Add", inputs: ["m", "perChannel"], outputs: ["a"]), Node(opType: "Relu", inputs: ["a"], outputs: ["y"])]),
+        Case(label: "BN Relu pointwise Conv (affine applied as the Conv reads its input)", nodes: [
+            normalization("x", "n"), Node(opType: "Relu", inputs: ["n"], outputs: ["r"]),
+            Node(name: "pointwise", opType: "Conv", inputs: ["r", "pointwise", "bias"], outputs: ["y"])]),
+        Case(label: "BN Mul Add Relu pointwise Conv BN Relu", nodes: [
+            normalization("x", "n"), Node(opType: "Mul", inputs: ["n", "perChannel"], outputs: ["m"]),
+            Node(opType: "Add", inputs: ["m", "perChannel"], outputs: ["a"]), Node(opType: "Relu", inputs: ["a"], outputs: ["r"]),
+            Node(name: "pointwise", opType: "Conv", inputs: ["r", "pointwise"], outputs: ["c"]), normalization("c", "n2"),
+            Node(opType: "Relu", inputs: ["n2"], outputs: ["y"])]),
+        Case(label: "BN Relu read by a pointwise Conv and an Add (Conv not fused)", nodes: [
+            normalization("x", "n"), Node(opType: "Relu", inputs: ["n"], outputs: ["r"]),
+            Node(name: "pointwise", opType: "Conv", inputs: ["r", "pointwise", "bias"], outputs: ["c"]),
+            Node(opType: "Add", inputs: ["c", "r"], outputs: ["y"])]),
         Case(label: "Conv output also read elsewhere (not fused)", nodes: [
             convolution, normalization("c", "n"), Node(opType: "Add", inputs: ["n", "c"], outputs: ["y"])]),
     ]

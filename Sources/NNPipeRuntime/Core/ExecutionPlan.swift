@@ -25,7 +25,7 @@ public final class ExecutionPlan: @unchecked Sendable {
 
     /// Chains run as one kernel (Conv with folded BatchNormalization, residual Add and Relu; see
     /// `PlanFusion`), by head step, unless a run observes or asks for a value inside them.
-    private let chains: [Int: FusedChain]
+    let chains: [Int: FusedChain]
     /// Concats whose Convs write into their output (`ConcatInPlace`), by Concat step, and the
     /// Convs (or chain heads) that do, by step.
     let concatsInPlace: [Int: ConcatInPlace]

@@ -38,18 +38,30 @@ final class PackedFilter: @unchecked Sendable {
 
     /// output[c][j] = relu?(bias[c] + Σₖ filter[c][k] · columns[k][j] + residual[c][j]) for the
     /// channels `channels` (row c of `output` and `residual` is channel `channels.lowerBound + c`)
-    /// and columns 0..<width. `bias` points at channel 0's value. Single-threaded.
+    /// and columns 0..<width. `bias` points at channel 0's value. With `inputAffine`, columns[k][j]
+    /// is first mapped through it (row k by its value k). Single-threaded.
     func multiply(channels: Range<Int>, columns: UnsafePointer<Float>, columnStride: Int, width: Int,
                   into output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?,
-                  residual: UnsafePointer<Float>?, residualStride: Int, relu: Bool) {
+                  residual: UnsafePointer<Float>?, residualStride: Int, relu: Bool, inputAffine: InputAffine? = nil) {
         precondition(channels.lowerBound >= 0 && channels.upperBound <= rows && channels.lowerBound % Self.panelRows == 0,
                      "channels \(channels) of \(rows) must start at a multiple of \(Self.panelRows)")
         precondition(width >= 0 && columnStride >= width && outputStride >= width && (residual == nil || residualStride >= width),
                      "strides must cover the \(width) columns")
         guard !channels.isEmpty, width > 0 else { return }
         nnpipe_packed_product(values, rows, channels.lowerBound, channels.count, depth, columns, columnStride, width,
-                              output, outputStride, bias.map { $0 + channels.lowerBound }, residual, residualStride, relu ? 1 : 0)
+                              output, outputStride, bias.map { $0 + channels.lowerBound }, residual, residualStride, relu ? 1 : 0,
+                              inputAffine?.scale, inputAffine?.shift, inputAffine?.relu == true ? 1 : 0)
     }
+}
+
+/// x · scale[k] + shift[k], then Relu if `relu`, for input channel k of a pointwise conv: the
+/// BatchNormalization (+ Mul/Add) and Relu that DenseNet runs before each 1x1 conv, which the
+/// packed product applies as it packs its input instead of in a pass over memory of its own.
+/// The pointers hold one value per input channel.
+struct InputAffine: @unchecked Sendable {
+    let scale: UnsafePointer<Float>
+    let shift: UnsafePointer<Float>
+    let relu: Bool
 }
 
 /// A conv node's packed weights, made on its first run and reused while the weights are the same

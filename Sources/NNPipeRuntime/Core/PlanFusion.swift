@@ -17,11 +17,24 @@ struct FusedChain {
 ///   tensor made earlier (a residual) -> Relu. The per-channel affine nodes are folded into the
 ///   Conv's weights and bias here, once; the residual and Relu run in the Conv's bias pass.
 /// - BatchNormalization -> per-channel BatchNormalization / Mul / Add ... -> Relu where no Conv
-///   precedes it (DenseNet normalises each concatenation): one pass instead of one per node.
+///   precedes it (DenseNet normalises each concatenation): one pass instead of one per node; and
+///   when a pointwise Conv is the Relu's only reader, no pass at all: the Conv applies it to its
+///   input as its product packs it (then the Conv's own chain follows as above).
 ///
 /// A value inside a chain must be read only by the next step of the chain and not be a graph
 /// output; whether it is requested or observed in a given run is the plan's check at run time.
 enum PlanFusion {
+    /// What follows a chain's head: the steps taken in, the value the last one makes, and what
+    /// the fused kernel does after the head (folded affine, residual, Relu).
+    struct Tail {
+        var members: [Int]
+        var value: String
+        var affine: ChannelAffine
+        var rank: Int?
+        var residual: String? = nil
+        var relu = false
+    }
+
     static func chains(steps: [ExecutionPlan.Step], constants: inout [String: RuntimeTensor], producer: [String: Int],
                        graphOutputs: Set<String>, opset: Int) throws -> [Int: FusedChain] {
         var readers: [String: [Int]] = [:]
@@ -30,77 +43,127 @@ enum PlanFusion {
         }
         var claimed = Set<Int>()
         var chains: [Int: FusedChain] = [:]
+
+        /// The single reader of `value` when the chain may take it in.
+        func onlyReader(of value: String) -> Int? {
+            guard !graphOutputs.contains(value), let reading = readers[value], reading.count == 1, !claimed.contains(reading[0]) else { return nil }
+            return reading[0]
+        }
+
+        /// Follows the single readers of `start`'s output while they fold into the chain: per-channel
+        /// affine nodes (into a Conv's constants only), a residual Add/Sum (a Conv only, the other
+        /// operand made before `head`), then Relu, which ends the chain.
+        func follow(from start: Int, head: Int, affine: ChannelAffine, rank: Int?) -> Tail {
+            let step = steps[start]
+            let isConvolution = step.node.opType == "Conv"
+            // A Conv can absorb affine nodes only into constant weights and bias.
+            let biasName = step.node.inputs.count > 2 ? step.node.inputs[2] : ""
+            let canFold = !isConvolution || (rank != nil && (biasName.isEmpty || constants[biasName]?.dataType == .float))
+            var tail = Tail(members: [start], value: step.node.outputs[0], affine: affine, rank: rank)
+            while !tail.relu, let reader = onlyReader(of: tail.value) {
+                let next = steps[reader].node
+                guard next.domain.isEmpty, next.outputs.count == 1 else { break }
+                let foldable = tail.residual == nil && canFold
+                if next.opType == "Relu" {
+                    tail.relu = true
+                } else if foldable, next.opType == "BatchNormalization",
+                          let normalization = ChannelAffine(batchNormalization: next, constants: constants),
+                          normalization.channels == tail.affine.channels {
+                    tail.affine.then(normalization)
+                } else if foldable, next.opType == "Mul" || next.opType == "Add",
+                          let constant = ChannelConstant(next, data: tail.value, constants: constants, channels: tail.affine.channels),
+                          constant.fits(rank: tail.rank) {
+                    tail.affine.then(constant, multiplies: next.opType == "Mul")
+                    tail.rank = tail.rank ?? constant.requiredRank
+                    tail.affine.minimumRank = max(tail.affine.minimumRank, constant.rank)
+                } else if isConvolution, tail.residual == nil, next.opType == "Add" || next.opType == "Sum", next.inputs.count == 2,
+                          let other = next.inputs.first(where: { $0 != tail.value }), !other.isEmpty, constants[other] == nil,
+                          next.inputs.contains(tail.value), (producer[other] ?? -1) < head {
+                    tail.residual = other
+                } else {
+                    break
+                }
+                tail.members.append(reader)
+                tail.value = next.outputs[0]
+            }
+            return tail
+        }
+
+        /// A Conv at `index` that starts a chain of its own: constant weights of known rank.
+        func convolutionTail(at index: Int, head: Int) -> Tail {
+            let weights = constants[steps[index].node.inputs[1]]
+            return follow(from: index, head: head, affine: ChannelAffine(channels: weights?.shape.first ?? 0), rank: weights?.rank)
+        }
+
         for (head, step) in steps.enumerated() where !claimed.contains(head) && step.node.domain.isEmpty {
             let isConvolution = step.node.opType == "Conv"
             guard isConvolution || step.node.opType == "BatchNormalization",
                   step.node.outputs.count == 1, let input = step.node.inputs.first, !input.isEmpty
             else { continue }
-            var affine: ChannelAffine
-            var rank: Int? = nil
+            var members: [Int]
+            var convolution: (index: Int, tail: Tail)? = nil
+            var inputAffine: (affine: ChannelAffine, requiredRank: Int?, relu: Bool)? = nil
+            var normalizationTail: Tail? = nil
             if isConvolution {
-                let weights = constants[step.node.inputs[1]]
-                rank = weights?.rank
-                affine = ChannelAffine(channels: weights?.shape.first ?? 0)
+                let tail = convolutionTail(at: head, head: head)
+                convolution = (head, tail)
+                members = tail.members
             } else {
                 guard let normalization = ChannelAffine(batchNormalization: step.node, constants: constants) else { continue }
-                affine = normalization
-            }
-            // A Conv can absorb affine nodes only into constant weights and bias.
-            let biasName = step.node.inputs.count > 2 ? step.node.inputs[2] : ""
-            let canFold = !isConvolution || (rank != nil && (biasName.isEmpty || constants[biasName]?.dataType == .float))
-            var members = [head]
-            var value = step.node.outputs[0]
-            var residual: String? = nil
-            var relu = false
-            while !relu, !graphOutputs.contains(value), let reading = readers[value], reading.count == 1, !claimed.contains(reading[0]) {
-                let next = steps[reading[0]].node
-                guard next.domain.isEmpty, next.outputs.count == 1 else { break }
-                let foldable = residual == nil && canFold
-                if next.opType == "Relu" {
-                    relu = true
-                } else if foldable, next.opType == "BatchNormalization",
-                          let normalization = ChannelAffine(batchNormalization: next, constants: constants),
-                          normalization.channels == affine.channels {
-                    affine.then(normalization)
-                } else if foldable, next.opType == "Mul" || next.opType == "Add",
-                          let constant = ChannelConstant(next, data: value, constants: constants, channels: affine.channels),
-                          constant.fits(rank: rank) {
-                    affine.then(constant, multiplies: next.opType == "Mul")
-                    rank = rank ?? constant.requiredRank
-                    affine.minimumRank = max(affine.minimumRank, constant.rank)
-                } else if isConvolution, residual == nil, next.opType == "Add" || next.opType == "Sum", next.inputs.count == 2,
-                          let other = next.inputs.first(where: { $0 != value }), !other.isEmpty, constants[other] == nil,
-                          next.inputs.contains(value), (producer[other] ?? -1) < head {
-                    residual = other
-                } else {
-                    break
+                let tail = follow(from: head, head: head, affine: normalization, rank: nil)
+                members = tail.members
+                normalizationTail = tail
+                // BatchNormalization -> Relu -> pointwise Conv (DenseNet's pre-activation): the Conv
+                // applies the affine and Relu to its input as it reads it.
+                if tail.relu, let reader = onlyReader(of: tail.value), isPointwiseConvolution(steps[reader].node, input: tail.value, constants: constants) {
+                    let convolutionTail = convolutionTail(at: reader, head: head)
+                    convolution = (reader, convolutionTail)
+                    inputAffine = (tail.affine, tail.rank, true)
+                    members += convolutionTail.members
                 }
-                members.append(reading[0])
-                value = next.outputs[0]
             }
             guard members.count > 1 else { continue }
             claimed.formUnion(members)
             let intermediates = members.dropLast().map { steps[$0].node.outputs[0] }
-            var node = step.node
-            node.outputs = [value]
             let kernel: any Kernel
-            if isConvolution {
-                if !affine.isIdentity {
-                    let (weightsName, biasName) = try fold(affine, into: step.node, constants: &constants)
+            var node: Node
+            if let (index, tail) = convolution {
+                let convolutionNode = steps[index].node
+                node = convolutionNode
+                node.outputs = [tail.value]
+                if !tail.affine.isIdentity {
+                    let (weightsName, biasName) = try fold(tail.affine, into: convolutionNode, constants: &constants)
                     node.inputs = [input, weightsName, biasName]
                 } else {
-                    node.inputs = Array(step.node.inputs.prefix(3)) + [String](repeating: "", count: max(0, 3 - step.node.inputs.count))
+                    node.inputs = [input] + Array(convolutionNode.inputs.dropFirst().prefix(2))
+                        + [String](repeating: "", count: max(0, 3 - convolutionNode.inputs.count))
                 }
-                if let residual { node.inputs.append(residual) }
+                if let residual = tail.residual { node.inputs.append(residual) }
                 var spec = NodeSpec(node: node, opset: opset)
-                kernel = try ConvolutionKernels.convolution(&spec, residual: residual != nil, relu: relu)
+                kernel = try ConvolutionKernels.convolution(&spec, residual: tail.residual != nil, relu: tail.relu, inputAffine: inputAffine)
             } else {
+                let tail = normalizationTail!
+                node = step.node
+                node.outputs = [tail.value]
                 node.inputs = [input]
-                kernel = NormalizationKernels.fusedChannelAffine(affine, requiredRank: rank, relu: relu)
+                kernel = NormalizationKernels.fusedChannelAffine(tail.affine, requiredRank: tail.rank, relu: tail.relu)
             }
             chains[head] = FusedChain(steps: members, intermediates: intermediates, node: node, kernel: kernel)
         }
         return chains
+    }
+
+    /// A Conv reading `input` as its data through a 1x1 kernel of constant 4-D weights, stride 1,
+    /// no padding or dilation, group 1: its GEMM reads the input planes as they lie.
+    private static func isPointwiseConvolution(_ node: Node, input: String, constants: [String: RuntimeTensor]) -> Bool {
+        guard node.opType == "Conv", node.domain.isEmpty, node.outputs.count == 1, node.inputs.count >= 2, node.inputs[0] == input,
+              node.inputs.dropFirst().allSatisfy({ $0 != input }),
+              let weights = constants[node.inputs[1]], weights.dataType == .float, weights.rank == 4, weights.shape[2] == 1, weights.shape[3] == 1
+        else { return false }
+        func all(_ name: String, _ value: Int64) -> Bool { node.attribute(name)?.intsValue?.allSatisfy { $0 == value } ?? true }
+        let autoPad = node.attribute("auto_pad")?.stringValue ?? "NOTSET"
+        return (node.attribute("group")?.intValue ?? 1) == 1 && all("strides", 1) && all("pads", 0) && all("dilations", 1)
+            && ["NOTSET", "VALID", ""].contains(autoPad)
     }
 
     /// New constants W·multiplier[o] and bias·multiplier[o] + shift[o], named after the Conv's output.

@@ -22,12 +22,13 @@ extension ConvolutionKernels {
                                                     columns matrix: UnsafePointer<Element>, leadingB: Int, width: Int,
                                                     into destination: UnsafeMutablePointer<Element>, leadingC: Int,
                                                     outputOffset: Int, planeSize: Int, epilogue: ConvolutionEpilogue<Element>,
-                                                    packed: PackedFilter?) {
+                                                    packed: PackedFilter?, inputAffine: InputAffine? = nil) {
         guard !channels.isEmpty, width > 0 else { return }
         if multiplyPacked(packed, channels: channels, columns: matrix, leadingB: leadingB, width: width, into: destination, leadingC: leadingC,
-                          epilogue: epilogue.shifted(by: outputOffset), residualStride: planeSize) {
+                          epilogue: epilogue.shifted(by: outputOffset), residualStride: planeSize, inputAffine: inputAffine) {
             return
         }
+        precondition(inputAffine == nil, "an input affine needs the packed product")
         if let bias = epilogue.bias {
             for (row, channel) in channels.enumerated() {
                 (destination + row * leadingC).update(repeating: bias[channel], count: width)
@@ -51,7 +52,7 @@ extension ConvolutionKernels {
     static func multiplyPacked<Element: BLASElement>(_ packed: PackedFilter?, channels: Range<Int>, columns matrix: UnsafePointer<Element>,
                                                      leadingB: Int, width: Int, into destination: UnsafeMutablePointer<Element>, leadingC: Int,
                                                      epilogue: ConvolutionEpilogue<Element> = .init(bias: nil, residual: nil, relu: false),
-                                                     residualStride: Int = 0) -> Bool {
+                                                     residualStride: Int = 0, inputAffine: InputAffine? = nil) -> Bool {
         guard let packed, Element.self == Float.self, channels.lowerBound % PackedFilter.panelRows == 0 else { return false }
         func floats(_ pointer: UnsafePointer<Element>) -> UnsafePointer<Float> {
             UnsafeRawPointer(pointer).assumingMemoryBound(to: Float.self)
@@ -59,7 +60,7 @@ extension ConvolutionKernels {
         packed.multiply(channels: channels, columns: floats(matrix), columnStride: leadingB, width: width,
                         into: UnsafeMutableRawPointer(destination).assumingMemoryBound(to: Float.self), outputStride: leadingC,
                         bias: epilogue.bias.map(floats), residual: epilogue.residual.map(floats), residualStride: residualStride,
-                        relu: epilogue.relu)
+                        relu: epilogue.relu, inputAffine: inputAffine)
         return true
     }
 
@@ -125,7 +126,7 @@ extension ConvolutionKernels {
     static func convolveImages<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>,
                                                      _ output: UnsafeMutablePointer<Element>, batch: Int, channels: Int, outputChannels: Int,
                                                      geometry: SpatialGeometry, pointwise: Bool, epilogue: ConvolutionEpilogue<Element>,
-                                                     imageStride: Int, packed: PackedFilter?, threads: Int) -> Bool {
+                                                     imageStride: Int, packed: PackedFilter?, inputAffine: InputAffine?, threads: Int) -> Bool {
         let depth = channels * geometry.kernelSize
         let positions = geometry.outputSize
         let blocks = threads * blocksPerThread
@@ -142,7 +143,7 @@ extension ConvolutionKernels {
                     let start = block * width
                     multiplyBlock(filter, depth: depth, channels: 0..<outputChannels, columns: planes + start, leadingB: positions,
                                   width: min(width, positions - start), into: destination + start, leadingC: positions,
-                                  outputOffset: offset + start, planeSize: positions, epilogue: epilogue, packed: packed)
+                                  outputOffset: offset + start, planeSize: positions, epilogue: epilogue, packed: packed, inputAffine: inputAffine)
                 }
             } else if alongPositions {
                 convolveInSegments(planes, filter, destination, batch: 1, channels: channels, outputChannels: outputChannels,
@@ -165,7 +166,8 @@ extension ConvolutionKernels {
                     let first = block * height
                     multiplyBlock(filter, depth: depth, channels: first..<min(outputChannels, first + height), columns: matrix,
                                   leadingB: positions, width: positions, into: destination + first * positions, leadingC: positions,
-                                  outputOffset: offset + first * positions, planeSize: positions, epilogue: epilogue, packed: packed)
+                                  outputOffset: offset + first * positions, planeSize: positions, epilogue: epilogue, packed: packed,
+                                  inputAffine: inputAffine)
                 }
                 withExtendedLifetime(storage) {}
             }

@@ -8,16 +8,25 @@ enum ConvolutionKernels {
 
     /// The Conv kernel, optionally with the plan's fusions: `residual` adds input 3 (a Conv -> Add or
     /// Sum whose other operand has the Conv's output shape), `relu` clamps at zero (-> Relu). Both
-    /// happen in the bias pass, while each output plane is still in cache.
-    static func convolution(_ spec: inout NodeSpec, residual: Bool, relu: Bool) throws -> any Kernel {
+    /// happen in the bias pass, while each output plane is still in cache. `inputAffine` (a
+    /// pointwise conv only) maps input 0 through a per-channel affine and Relu first
+    /// (BatchNormalization -> Relu -> Conv): while the packed product packs it where it can, else
+    /// in a pass of its own.
+    static func convolution(_ spec: inout NodeSpec, residual: Bool, relu: Bool,
+                            inputAffine: (affine: ChannelAffine, requiredRank: Int?, relu: Bool)? = nil) throws -> any Kernel {
         let attributes = try SpatialGeometry.Attributes(&spec)
         let group = spec.int("group", 1)
         guard group >= 1 else { throw spec.invalid("group \(group)") }
         let packing = PackedFilterCache()
         return ClosureKernel { inputs, context in
-            let input = try inputs.required(0)
+            var input = try inputs.required(0)
             let weights = try inputs.required(1)
             guard input.dataType == .float, weights.dataType == .float else { throw unsupportedType(input.dataType) }
+            if let inputAffine {
+                guard input.rank >= inputAffine.affine.minimumRank, input.rank >= 3, input.shape[1] == inputAffine.affine.channels,
+                      inputAffine.requiredRank.map({ $0 == input.rank }) ?? true
+                else { throw FusionDeclined() }
+            }
             guard input.rank >= 3, weights.rank == input.rank else { throw KernelError("X and W ranks do not fit a convolution") }
             let batch = input.shape[0], channels = input.shape[1]
             let outputChannels = weights.shape[0]
@@ -44,15 +53,31 @@ enum ConvolutionKernels {
             // Depthwise convs run their own loops; other weights are one matrix row per output channel.
             let depthwise = group > 1 && group == channels && group == outputChannels
             let packed = depthwise ? nil : packing.filter(for: weights, rows: outputChannels, depth: weights.elementCount / max(outputChannels, 1))
+            // The affine rides on the packing only where the product reads the input planes as they lie.
+            let affineWhilePacking = inputAffine != nil && packed != nil && group == 1 && isPointwise(geometry)
+                && imagesPerTask(batch: batch, positions: geometry.outputSize, pointwise: true) == 1
+            if let inputAffine, !affineWhilePacking {
+                input = try NormalizationKernels.channelAffine(input, multiplier: inputAffine.affine.multiplier, shift: inputAffine.affine.shift,
+                                                               relu: inputAffine.relu, threads: context.threads)
+            }
             let biasValues = bias.map { UnsafePointer($0.storage.bytes.baseAddress!.assumingMemoryBound(to: Float.self)) }
             let addendValues = addend.map { UnsafePointer($0.storage.bytes.baseAddress!.assumingMemoryBound(to: Float.self)) }
             input.withUnsafeBuffer(of: Float.self) { source in
                 weights.withUnsafeBuffer(of: Float.self) { filter in
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
                         let epilogue = ConvolutionEpilogue(bias: biasValues, residual: addendValues, relu: relu)
-                        convolve(source.baseAddress!, filter.baseAddress!, output.baseAddress! + (placed?.channelOffset ?? 0) * positions,
-                                 batch: batch, channels: channels, outputChannels: outputChannels, group: group, geometry: geometry,
-                                 epilogue: epilogue, imageStride: result.shape[1] * positions, packed: packed, threads: context.threads)
+                        func run(_ affine: InputAffine?) {
+                            convolve(source.baseAddress!, filter.baseAddress!, output.baseAddress! + (placed?.channelOffset ?? 0) * positions,
+                                     batch: batch, channels: channels, outputChannels: outputChannels, group: group, geometry: geometry,
+                                     epilogue: epilogue, imageStride: result.shape[1] * positions, packed: packed, inputAffine: affine,
+                                     threads: context.threads)
+                        }
+                        guard affineWhilePacking, let inputAffine else { return run(nil) }
+                        inputAffine.affine.multiplier.withUnsafeBufferPointer { scale in
+                            inputAffine.affine.shift.withUnsafeBufferPointer { shift in
+                                run(InputAffine(scale: scale.baseAddress!, shift: shift.baseAddress!, relu: inputAffine.relu))
+                            }
+                        }
                     }
                 }
             }
@@ -74,6 +99,17 @@ enum ConvolutionKernels {
     /// input for that (it needs no im2col otherwise), so it only batches the narrowest maps.
     static func preferredGEMMWidth(pointwise: Bool) -> Int { pointwise ? 128 : 256 }
 
+    /// Images side by side in one product (see `preferredGEMMWidth`).
+    static func imagesPerTask(batch: Int, positions: Int, pointwise: Bool) -> Int {
+        min(batch, max(1, (preferredGEMMWidth(pointwise: pointwise) + positions - 1) / max(positions, 1)))
+    }
+
+    /// A 1x1 kernel, stride 1, no padding: the GEMM reads the input planes as they lie.
+    static func isPointwise(_ geometry: SpatialGeometry) -> Bool {
+        geometry.kernel.allSatisfy { $0 == 1 } && geometry.strides.allSatisfy { $0 == 1 }
+            && geometry.padBegin.allSatisfy { $0 == 0 } && geometry.padEnd.allSatisfy { $0 == 0 }
+    }
+
     /// im2col + GEMM per task of one or more images, then the epilogue per output plane.
     ///
     /// With at least as many tasks as threads, each worker takes whole tasks and calls a
@@ -87,7 +123,7 @@ enum ConvolutionKernels {
     static func convolve<Element: BLASElement>(_ source: UnsafePointer<Element>, _ filter: UnsafePointer<Element>, _ output: UnsafeMutablePointer<Element>,
                                                batch: Int, channels: Int, outputChannels: Int, group: Int, geometry: SpatialGeometry,
                                                epilogue: ConvolutionEpilogue<Element>, imageStride: Int? = nil, packed: PackedFilter? = nil,
-                                               threads: Int) {
+                                               inputAffine: InputAffine? = nil, threads: Int) {
         let groupChannels = channels / group
         let groupOutputs = outputChannels / group
         let depth = groupChannels * geometry.kernelSize
@@ -108,10 +144,10 @@ enum ConvolutionKernels {
             return
         }
         guard batch > 0, positions > 0 else { return }
-        let pointwise = geometry.kernel.allSatisfy { $0 == 1 } && geometry.strides.allSatisfy { $0 == 1 }
-            && geometry.padBegin.allSatisfy { $0 == 0 } && geometry.padEnd.allSatisfy { $0 == 0 }
-        let preferredWidth = preferredGEMMWidth(pointwise: pointwise)
-        let imagesPerTask = min(batch, max(1, (preferredWidth + positions - 1) / positions))
+        let pointwise = isPointwise(geometry)
+        let imagesPerTask = imagesPerTask(batch: batch, positions: positions, pointwise: pointwise)
+        precondition(inputAffine == nil || (pointwise && imagesPerTask == 1 && group == 1 && packed != nil),
+                     "an input affine is applied only by the packed product of a pointwise conv")
         let tasks = (batch + imagesPerTask - 1) / imagesPerTask
         // A pointwise conv of one image multiplies the input planes as they lie; several images
         // must first sit side by side, which is what im2col of a 1x1 kernel does.
@@ -127,7 +163,8 @@ enum ConvolutionKernels {
         let outerThreads = tasks >= 2 * threads || tasks % threads == 0 ? threads : 1
         if outerThreads == 1, threads > 1, group == 1, !needsStaging,
            convolveImages(source, filter, output, batch: batch, channels: channels, outputChannels: outputChannels, geometry: geometry,
-                          pointwise: pointwise, epilogue: epilogue, imageStride: imageStride, packed: packed, threads: threads) {
+                          pointwise: pointwise, epilogue: epilogue, imageStride: imageStride, packed: packed, inputAffine: inputAffine,
+                          threads: threads) {
             return
         }
         let innerThreads = outerThreads > 1 ? 1 : threads
@@ -165,7 +202,8 @@ enum ConvolutionKernels {
                     let offset = (firstImage * outputChannels + part * groupOutputs) * positions
                     multiplyBlock(filter, depth: depth, channels: (part * groupOutputs)..<((part + 1) * groupOutputs), columns: matrix,
                                   leadingB: leadingB, width: taskWidth, into: output + firstImage * imageStride + part * groupOutputs * positions,
-                                  leadingC: positions, outputOffset: offset, planeSize: positions, epilogue: epilogue, packed: packed)
+                                  leadingC: positions, outputOffset: offset, planeSize: positions, epilogue: epilogue, packed: packed,
+                                  inputAffine: inputAffine)
                     continue
                 }
                 // Without staging a task holds one image.
