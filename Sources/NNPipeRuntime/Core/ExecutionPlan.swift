@@ -30,6 +30,7 @@ public final class ExecutionPlan: @unchecked Sendable {
     /// Convs (or chain heads) that do, by step.
     let concatsInPlace: [Int: ConcatInPlace]
     private let placedProducers: [Int: ConcatInPlace.Producer]
+    private let concatGrowth: [Int: ConcatGrowth]
     private let constants: [String: RuntimeTensor]
     /// Initializers of element types the runtime does not hold, with the reason, for run-time errors.
     private let unavailableConstants: [String: NNPipeError]
@@ -97,6 +98,7 @@ public final class ExecutionPlan: @unchecked Sendable {
                                        graphOutputs: Set(graph.outputs.map(\.name)), opset: opsets[""] ?? 0)
         (concatsInPlace, placedProducers) = ConcatInPlace.find(steps: steps, chains: chains, constants: constants, producer: producer,
                                                                graphOutputs: Set(graph.outputs.map(\.name)))
+        concatGrowth = ConcatGrowth.find(steps: steps, producer: producer, inPlace: Set(concatsInPlace.keys))
         self.steps = steps
         for constant in constants.values { constant.storage.isPlanConstant = true }
         self.constants = constants
@@ -186,6 +188,7 @@ public final class ExecutionPlan: @unchecked Sendable {
                 stepContext.destination = ChannelDestination(buffer: buffer, channelOffset: concat.channelOffset(of: producer.input),
                                                              channels: concat.channels[producer.input])
             }
+            if observe == nil, chain == nil { stepContext.concatGrowth = concatGrowth[stepIndex] }
             let arguments = step.node.inputs.map { name -> RuntimeTensor? in
                 name.isEmpty ? nil : (values[name] ?? constants[name])
             }

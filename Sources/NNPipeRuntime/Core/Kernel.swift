@@ -20,6 +20,8 @@ struct ClosureKernel: Kernel {
 struct ExecutionContext: Sendable {
     let threads: Int
     var destination: ChannelDestination? = nil
+    /// A Concat in a chain that grows one storage (see `ConcatGrowth`).
+    var concatGrowth: ConcatGrowth? = nil
 }
 
 /// A node as a kernel factory sees it: attribute reads are recorded so that an attribute

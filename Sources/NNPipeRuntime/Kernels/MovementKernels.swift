@@ -19,7 +19,7 @@ enum MovementKernels {
 
     static func concat(_ spec: inout NodeSpec) throws -> any Kernel {
         guard let axis = spec.attribute("axis")?.intValue.map({ Int($0) }) else { throw spec.invalid("Concat needs 'axis'") }
-        return ClosureKernel { inputs, _ in
+        return ClosureKernel { inputs, context in
             let parts = inputs.compactMap { $0 }
             guard let first = parts.first else { throw KernelError("needs at least one input") }
             let dimension = try normalizedAxis(axis, rank: first.rank)
@@ -31,6 +31,7 @@ enum MovementKernels {
                 else { throw KernelError("inputs \(parts.map(\.shape)) do not concatenate on axis \(axis)") }
                 shape[dimension] += part.shape[dimension]
             }
+            if let growth = context.concatGrowth, let grown = growth.concatenate(parts, dimension: dimension, shape: shape) { return [grown] }
             let result = RuntimeTensor(dataType: first.dataType, shape: shape)
             let outer = shape[..<dimension].reduce(1, *)
             let outputBlock = shape[dimension...].reduce(1, *)
