@@ -50,8 +50,8 @@ let package = Package(
 
         // MARK: Execution and data
         .target(name: "NNPipeRuntime", dependencies: ["NNPipeCore", "CBLAS", "CNNPipeKernels"], exclude: ["README.md"]),
-        // The runtime's own float product for convolutions (AVX2 + FMA, checked at run time);
-        // NNPipeRuntime's PackedFilter is its one wrapper.
+        // The runtime's own kernels (conv product, pooling rows; AVX2 + FMA, checked at run
+        // time); NNPipeRuntime's NativeKernels.swift is their one wrapper.
         .target(name: "CNNPipeKernels"),
         .target(name: "NNPipeData", dependencies: ["NNPipeCore", "NNPipeHDF5"]),
 

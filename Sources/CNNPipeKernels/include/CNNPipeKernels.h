@@ -1,11 +1,12 @@
-// Float matrix product for convolutions, with the weights packed once (at plan time) and the bias,
-// residual and Relu applied as each output tile is stored. AVX2 + FMA where the CPU has them
-// (checked at run time); the Swift side (NNPipeRuntime's PackedFilter) only calls in when
+// The runtime's own kernels in C, for x86-64 CPUs with AVX2 + FMA (checked at run time): a float
+// matrix product for convolutions, with the weights packed once (at plan time) and the bias,
+// residual and Relu applied as each output tile is stored; and the inner loops of 2-D pooling.
+// The Swift side (NNPipeRuntime's NativeKernels.swift) only calls in when
 // nnpipe_packed_product_available() says so, and checks every argument first.
 #ifndef CNNPIPE_KERNELS_H
 #define CNNPIPE_KERNELS_H
 
-/// 1 when this CPU runs the kernels (x86-64 with AVX2 and FMA), else 0.
+/// 1 when this CPU runs these kernels (x86-64 with AVX2 and FMA), else 0.
 int nnpipe_packed_product_available(void);
 
 /// Rows of the weight matrix per packed panel: output rows a micro-tile computes at once.
@@ -33,5 +34,15 @@ void nnpipe_packed_product(const float *packed, long packed_rows, long first, lo
                            float *output, long output_stride,
                            const float *bias, const float *residual, long residual_stride, int relu,
                            const float *column_scale, const float *column_shift, int column_relu);
+
+/// scratch[i] = max(scratch[i], row[i]) (the new value where it is greater; NaN held stays) or
+/// scratch[i] + row[i], for i in 0..<count: one more input row of a pooling window.
+void nnpipe_pool_combine_rows(float *scratch, const float *row, long count, int maximum);
+
+/// Pooling windows along one combined row: output[i] = max or sum / divisor of
+/// window[i * stride + t] for t in 0..<kernel, for the first multiple of 8 outputs of `count`;
+/// returns how many it made (0 unless this CPU has AVX2 and stride is 1 or 2). With stride 2 it
+/// reads up to window[(made - 1) * 2 + kernel] (one float past the last window).
+long nnpipe_pool_row(const float *window, float *output, long count, int kernel, int stride, int maximum, float divisor);
 
 #endif

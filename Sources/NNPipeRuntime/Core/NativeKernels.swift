@@ -1,8 +1,10 @@
 import CNNPipeKernels
 import Foundation
 
-/// Convolution weights packed once for the runtime's own float product (CNNPipeKernels, AVX2 +
-/// FMA), the one place that calls that C code: every argument is checked here first.
+// The one place that calls the runtime's own C kernels (CNNPipeKernels, AVX2 + FMA): every
+// argument is checked here first.
+
+/// Convolution weights packed once for the runtime's own float product.
 ///
 /// Why not OpenBLAS for these products: at batch 1 a conv's GEMM is small and is called per block
 /// of output, and OpenBLAS packs the weights again on every call (5% of SqueezeNet's time), while
@@ -51,6 +53,32 @@ final class PackedFilter: @unchecked Sendable {
         nnpipe_packed_product(values, rows, channels.lowerBound, channels.count, depth, columns, columnStride, width,
                               output, outputStride, bias.map { $0 + channels.lowerBound }, residual, residualStride, relu ? 1 : 0,
                               inputAffine?.scale, inputAffine?.shift, inputAffine?.relu == true ? 1 : 0)
+    }
+}
+
+/// The inner loops of 2-D pooling, eight lanes at a time where the CPU has AVX2 (the Swift loops
+/// they replace run four at a time at the baseline x86-64 instruction set).
+enum NativePooling {
+    static let isAvailable = PackedFilter.isAvailable
+
+    /// scratch[i] = max(scratch[i], row[i]) (NaN held stays, NaN arriving is skipped) or
+    /// scratch[i] + row[i], for i in 0..<count.
+    static func combine(_ scratch: UnsafeMutablePointer<Float>, with row: UnsafePointer<Float>, count: Int, maximum: Bool) {
+        precondition(isAvailable && count >= 0, "combine needs AVX2 and a count")
+        nnpipe_pool_combine_rows(scratch, row, count, maximum ? 1 : 0)
+    }
+
+    /// Windows of `kernel` taps `stride` apart along a combined row: output[i] reduces
+    /// window[i·stride ..< i·stride + kernel]. Makes the first multiple of 8 of `count` outputs
+    /// (none unless stride is 1 or 2) and returns how many; `readable` floats from `window` must be
+    /// readable (stride 2 reads one float past the last window).
+    static func row(_ window: UnsafePointer<Float>, readable: Int, into output: UnsafeMutablePointer<Float>, count: Int, kernel: Int,
+                    stride: Int, maximum: Bool, divisor: Float) -> Int {
+        precondition(isAvailable && count >= 0 && kernel >= 1, "row needs AVX2, a count and a kernel")
+        let vectors = count / 8 * 8
+        guard vectors > 0, stride == 1 || stride == 2 else { return 0 }
+        precondition((vectors - 1) * stride + kernel + (stride == 2 ? 1 : 0) <= readable, "windows past the readable row")
+        return Int(nnpipe_pool_row(window, output, count, Int32(kernel), Int32(stride), maximum ? 1 : 0, divisor))
     }
 }
 
