@@ -51,8 +51,11 @@ let package = Package(
         // MARK: Execution and data
         .target(name: "NNPipeRuntime", dependencies: ["NNPipeCore", "CBLAS", "CNNPipeKernels"], exclude: ["README.md"]),
         // The runtime's own kernels (conv product, pooling rows; AVX2 + FMA, checked at run
-        // time); NNPipeRuntime's NativeKernels.swift is their one wrapper.
-        .target(name: "CNNPipeKernels"),
+        // time); NNPipeRuntime's NativeKernels.swift is their one wrapper. Always -O2: intrinsics
+        // code at a debug build's -O0 runs 50x slower than OpenBLAS, and the tests (debug) run
+        // models through it. (Unsafe flags keep this target out of packages that depend on
+        // nnpipe by version; NNPipeCore, what a plugin would use, does not include it.)
+        .target(name: "CNNPipeKernels", cSettings: [.unsafeFlags(["-O2"])]),
         .target(name: "NNPipeData", dependencies: ["NNPipeCore", "NNPipeHDF5"]),
 
         // MARK: Stages (one module per kind; never depend on each other)
