@@ -253,7 +253,7 @@ enum PoolingKernels {
 
     static func global(maximum: Bool) -> OperatorRegistry.Factory {
         { _ in
-            ClosureKernel { inputs, _ in
+            ClosureKernel { inputs, context in
                 let input = try inputs.required(0)
                 guard input.dataType == .float, input.rank >= 3 else { throw unsupportedType(input.dataType) }
                 let planes = input.shape[0] * input.shape[1]
@@ -261,17 +261,37 @@ enum PoolingKernels {
                 let result = RuntimeTensor(dataType: .float, shape: Array(input.shape[..<2]) + [Int](repeating: 1, count: input.rank - 2))
                 input.withUnsafeBuffer(of: Float.self) { source in
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
-                        for plane in 0..<planes {
-                            var accumulator: Float = maximum ? -.infinity : 0
-                            for index in (plane * size)..<((plane + 1) * size) {
-                                accumulator = maximum ? max(accumulator, source[index]) : accumulator + source[index]
+                        let threads = source.count >= parallelElementThreshold ? context.threads : 1
+                        parallelChunks(planes, threads: threads, minimumChunk: max(1, parallelElementThreshold / max(size, 1))) { range in
+                            for plane in range {
+                                let reduced = reducePlane(source.baseAddress! + plane * size, count: size, maximum: maximum)
+                                output[plane] = maximum ? reduced : reduced / Float(size)
                             }
-                            output[plane] = maximum ? accumulator : accumulator / Float(size)
                         }
                     }
                 }
                 return [result]
             }
         }
+    }
+
+    /// Max or sum of `count` floats in eight running lanes (a strict left-to-right sum does not
+    /// vectorise), the lanes combined at the end. Max keeps the scalar rule: a NaN is skipped.
+    static func reducePlane(_ values: UnsafePointer<Float>, count: Int, maximum: Bool) -> Float {
+        typealias Lanes = SIMD8<Float>
+        let raw = UnsafeRawPointer(values)
+        var lanes = Lanes(repeating: maximum ? -.infinity : 0)
+        var index = 0
+        while index + Lanes.scalarCount <= count {
+            let next = raw.loadUnaligned(fromByteOffset: index * MemoryLayout<Float>.stride, as: Lanes.self)
+            if maximum { lanes.replace(with: next, where: next .>= lanes) } else { lanes += next }
+            index += Lanes.scalarCount
+        }
+        var accumulator: Float = maximum ? lanes.max() : lanes.sum()
+        while index < count {
+            accumulator = maximum ? max(accumulator, values[index]) : accumulator + values[index]
+            index += 1
+        }
+        return accumulator
     }
 }
