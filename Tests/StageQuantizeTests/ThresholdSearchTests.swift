@@ -121,6 +121,20 @@ import Testing
         #expect(histogram.counts == expected, "\(description)")
     }
 
+    /// Re-binning walks old bins across new bin edges; with widths that are not powers of two a
+    /// position on an edge could divide into the bin ending there and never advance (bins = 300).
+    @Test("growing re-bins and keeps the mass", arguments: [300, 333, 512])
+    func growingTerminatesAndKeepsMass(bins: Int) throws {
+        var source = SampleSource(state: 3)
+        var histogram = Histogram(bins: bins)
+        let values = (1...8).flatMap { source.normal(count: 5_000, scale: Float($0)) }
+        for start in stride(from: 0, to: values.count, by: 7_001) {
+            values[start..<min(start + 7_001, values.count)].withUnsafeBufferPointer { histogram.add($0) }
+        }
+        let mass: Double = histogram.counts.reduce(0, +)
+        #expect(abs(mass - Double(values.count)) < 1e-6 * Double(values.count))
+    }
+
     @Test func negativeValueInANonNegativeRangeMakesItSigned() throws {
         var histogram = Histogram(bins: 256)
         [Float](repeating: 0, count: 100).withUnsafeBufferPointer { histogram.add($0) }
