@@ -254,8 +254,14 @@ public struct Histogram: Sendable {
             let end = start + oldWidth
             var position = start
             while position < end - oldWidth * 1e-9 {
-                let newBin = min(max(Int((position - Double(newLower)) / newWidth), 0), bins - 1)
-                let binEnd = Double(newLower) + Double(newBin + 1) * newWidth
+                var newBin = min(max(Int((position - Double(newLower)) / newWidth), 0), bins - 1)
+                var binEnd = Double(newLower) + Double(newBin + 1) * newWidth
+                // At a bin edge the division can round down to the bin that ends there (bins = 300
+                // does): without this step position would never move again.
+                if binEnd <= position && newBin < bins - 1 {
+                    newBin += 1
+                    binEnd = Double(newLower) + Double(newBin + 1) * newWidth
+                }
                 let piece = min(end, binEnd) - position
                 moved[newBin] += count * piece / oldWidth
                 position = newBin == bins - 1 ? end : min(end, binEnd)

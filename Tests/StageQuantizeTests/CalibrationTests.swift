@@ -1,5 +1,7 @@
 import Foundation
 import NNPipeCore
+import NNPipeData
+import NNPipeRuntime
 import NNPipeTestKit
 import StageCalibrate
 import Testing
@@ -146,6 +148,32 @@ struct SampleSource {
         }
         #expect(ranges["relu1"]!.lower >= 0)
         #expect(result.summary.contains("128 samples"))
+    }
+
+    /// The stage counts on a background thread, searches concurrently and gives an alias its source's
+    /// range without searching it again; every range must be that of a collector of its own fed the
+    /// same batches in order on one thread (four batches of 32, or two).
+    @Test("stage ranges equal collectors fed inline", arguments: ["minmax", "percentile", "entropy", "mse"], [nil, 64] as [Int?])
+    func stageRangesEqualInlineCollectors(method: String, limit: Int?) throws {
+        var model = try QuantizeFixtures.model("cnn")
+        let original = model
+        let stage = try CalibrateStage(options: QuantizeFixtures.options(["dataset": .string("calib"), "method": .string(method)]))
+        _ = try stage.run(&model, context: QuantizeFixtures.context(datasetFor: "cnn", limit: limit))
+        let targets = CalibrationTargets.tensors(in: original.graph)
+        var collectors = Dictionary(uniqueKeysWithValues: targets.map { ($0, RangeCollector(settings: stage.settings)) })
+        let reader = try DatasetReader(
+            source: DatasetSource(path: QuantizeFixtures.inputs("cnn"), limit: limit),
+            expectedInputs: original.graph.runtimeInputs.compactMap(ExpectedInput.init))
+        let plan = try ExecutionPlan(model: original, batchSize: 32)
+        try reader.forEachBatch(size: 32) { batch in
+            _ = try plan.run(inputs: batch.inputs.mapValues { try RuntimeTensor($0) }) { name, value in
+                guard collectors[name] != nil else { return }
+                value.withUnsafeBuffer(of: Float.self) { collectors[name]!.add($0) }
+            }
+        }
+        for name in targets {
+            #expect(model.annotations.calibrationRanges[name] == collectors[name]!.range(), "\(method), limit \(limit.map(String.init) ?? "none"): \(name)")
+        }
     }
 
     /// A target that only reshapes another target's values takes its range instead of being counted twice.

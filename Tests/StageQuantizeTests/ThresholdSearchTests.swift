@@ -73,6 +73,24 @@ import Testing
         #expect(fast == direct.threshold, "fast \(fast) vs direct \(direct.threshold) (KL \(direct.divergence))")
     }
 
+    /// Level counts other than 128 take other paths through the fast search: uneven levels (⌊l·t/q⌋
+    /// by a reciprocal, not a shift), and runs of thresholds per level width that do not fill the
+    /// last group of four.
+    @Test("fast KL search picks the direct search's threshold for other level counts", arguments: distributions, [
+        (bins: 512, levels: 100), (bins: 512, levels: 37), (bins: 300, levels: 128), (bins: 256, levels: 255),
+    ])
+    func entropyMatchesDirectSearchForOtherLevels(distribution: Distribution, shape: (bins: Int, levels: Int)) throws {
+        var source = SampleSource(state: 5)
+        var histogram = Histogram(bins: shape.bins)
+        let values = distribution.values(&source)
+        for start in stride(from: 0, to: values.count, by: 9_001) {
+            values[start..<min(start + 9_001, values.count)].withUnsafeBufferPointer { histogram.add($0) }
+        }
+        let direct = Self.directEntropy(histogram, quantizedBins: shape.levels)
+        let fast = ThresholdSearch.entropy(histogram, quantizedBins: shape.levels)
+        #expect(fast == direct.threshold, "\(shape): fast \(fast) vs direct \(direct.threshold) (KL \(direct.divergence))")
+    }
+
     /// The vector binning must count exactly as the scalar rule does: bin = ⌊(x − lower)·bins/(upper − lower)⌋, clamped.
     /// From 65,536 values a batch is split across cores (200,003 leaves an uneven last chunk).
     @Test("vector binning equals the scalar rule", arguments: [7, 8, 1_001, 65_535, 65_536, 200_003])
@@ -119,6 +137,20 @@ import Testing
         let scale = Float(histogram.bins) / (histogram.upper - histogram.lower)
         for value in finite { expected[min(max(Int((value - histogram.lower) * scale), 0), histogram.bins - 1)] += 1 }
         #expect(histogram.counts == expected, "\(description)")
+    }
+
+    /// Re-binning walks old bins across new bin edges; with widths that are not powers of two a
+    /// position on an edge could divide into the bin ending there and never advance (bins = 300).
+    @Test("growing re-bins and keeps the mass", arguments: [300, 333, 512])
+    func growingTerminatesAndKeepsMass(bins: Int) throws {
+        var source = SampleSource(state: 3)
+        var histogram = Histogram(bins: bins)
+        let values = (1...8).flatMap { source.normal(count: 5_000, scale: Float($0)) }
+        for start in stride(from: 0, to: values.count, by: 7_001) {
+            values[start..<min(start + 7_001, values.count)].withUnsafeBufferPointer { histogram.add($0) }
+        }
+        let mass: Double = histogram.counts.reduce(0, +)
+        #expect(abs(mass - Double(values.count)) < 1e-6 * Double(values.count))
     }
 
     @Test func negativeValueInANonNegativeRangeMakesItSigned() throws {
