@@ -46,7 +46,9 @@ public struct CalibrateStage: Stage {
         let expected = model.graph.runtimeInputs.compactMap(ExpectedInput.init)
         let reader = try DatasetReader(source: source, expectedInputs: expected)
         let batchSize = Self.batchSize(for: model.graph, preferred: specification.batchSize)
-        let plan = try ExecutionPlan(model: model, batchSize: batchSize)
+        // Not fixed to `batchSize`: the last batch of a data set may be shorter (the reader has
+        // already checked every other dimension against the model).
+        let plan = try ExecutionPlan(model: model)
 
         // Targets that copy another target's values are not counted; they take its range at the end.
         let aliases = CalibrationTargets.aliases(in: model.graph, targets: targets)
@@ -57,6 +59,8 @@ public struct CalibrateStage: Stage {
         try reader.forEachBatch(size: batchSize) { batch in
             let feeds = try batch.inputs.mapValues { try RuntimeTensor($0) }
             counting.beginBatch()
+            // Also when the run throws: a semaphore freed below its starting value aborts the process.
+            defer { counting.endBatch() }
             _ = try plan.run(inputs: feeds) { name, value in
                 guard counted.contains(name) else { return }
                 guard value.dataType == .float else {
@@ -65,7 +69,6 @@ public struct CalibrateStage: Stage {
                 }
                 counting.add(value, to: name)
             }
-            counting.endBatch()
             seen += batch.range.count
             context.progress.update("calibrating (\(settings.method.rawValue)): \(seen) of \(reader.sampleCount) samples", fraction: Double(seen) / Double(reader.sampleCount))
         }

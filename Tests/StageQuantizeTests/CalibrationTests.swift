@@ -152,8 +152,8 @@ struct SampleSource {
 
     /// The stage counts on a background thread, searches concurrently and gives an alias its source's
     /// range without searching it again; every range must be that of a collector of its own fed the
-    /// same batches in order on one thread (four batches of 32, or two).
-    @Test("stage ranges equal collectors fed inline", arguments: ["minmax", "percentile", "entropy", "mse"], [nil, 64] as [Int?])
+    /// same batches in order on one thread (four batches of 32, two, or three and a short one of 4).
+    @Test("stage ranges equal collectors fed inline", arguments: ["minmax", "percentile", "entropy", "mse"], [nil, 64, 100] as [Int?])
     func stageRangesEqualInlineCollectors(method: String, limit: Int?) throws {
         var model = try QuantizeFixtures.model("cnn")
         let original = model
@@ -164,7 +164,7 @@ struct SampleSource {
         let reader = try DatasetReader(
             source: DatasetSource(path: QuantizeFixtures.inputs("cnn"), limit: limit),
             expectedInputs: original.graph.runtimeInputs.compactMap(ExpectedInput.init))
-        let plan = try ExecutionPlan(model: original, batchSize: 32)
+        let plan = try ExecutionPlan(model: original)
         try reader.forEachBatch(size: 32) { batch in
             _ = try plan.run(inputs: batch.inputs.mapValues { try RuntimeTensor($0) }) { name, value in
                 guard collectors[name] != nil else { return }
