@@ -116,6 +116,8 @@ struct PackedFilterTests {
         let weights: [Int]
         var group = 1
         var pads = 1
+        var stride = 1
+        var dilation = 1
         var threads = 2
         var testDescription: String { label }
     }
@@ -131,12 +133,19 @@ struct PackedFilterTests {
         Convolution(label: "group 2, 12 outputs per group", input: [2, 6, 9, 9], weights: [24, 3, 3, 3], group: 2),
         Convolution(label: "group 2, 4 outputs per group (second group not on a panel)", input: [2, 6, 9, 9], weights: [8, 3, 3, 3], group: 2),
         Convolution(label: "one thread, batch 1", input: [1, 4, 11, 11], weights: [9, 4, 3, 3], threads: 1),
+        Convolution(label: "row segments, stride 2", input: [1, 16, 161, 160], weights: [20, 16, 3, 3], stride: 2),
+        Convolution(label: "row segments, dilation 2, pads 2", input: [1, 8, 100, 99], weights: [7, 8, 3, 3], pads: 2,
+                    dilation: 2),
+        Convolution(label: "row segments, 7x7 stride 2 (a stem), batch 2", input: [2, 3, 120, 120], weights: [13, 3, 7, 7], pads: 3,
+                    stride: 2),
     ])
     func packedConvolutionMatchesOpenBLAS(_ convolution: Convolution) throws {
         let bias = PlanFusionTests.weights("b", [convolution.weights[0]], seed: 32)
         let weights = PlanFusionTests.weights("w", convolution.weights, seed: 31)
         let pads = [Int64](repeating: Int64(convolution.pads), count: 4)
-        let node = Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: [.ints("pads", pads), .int("group", Int64(convolution.group))])
+        let node = Node(opType: "Conv", inputs: ["x", "w", "b"], outputs: ["c"], attributes: [
+            .ints("pads", pads), .int("group", Int64(convolution.group)), .ints("strides", [Int64(convolution.stride), Int64(convolution.stride)]),
+            .ints("dilations", [Int64(convolution.dilation), Int64(convolution.dilation)])])
         let relu = Node(opType: "Relu", inputs: ["c"], outputs: ["y"])
         let x = ExecutionPlanTests.floatInput("x", convolution.input.map { .fixed($0) })
         let constant = ExecutionPlanTests.model([node, relu], inputs: [x], outputs: ["y"], initializers: [weights, bias])
