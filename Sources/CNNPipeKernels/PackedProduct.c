@@ -41,7 +41,7 @@ void nnpipe_pack_filter(const float *filter, long rows, long depth, float *packe
 #include <immintrin.h>
 #define VECTOR_CODE __attribute__((target("avx2,fma")))
 
-int nnpipe_packed_product_available(void) {
+int nnpipe_native_kernels_available(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
@@ -217,8 +217,8 @@ void nnpipe_packed_product(const float *packed, long packed_rows, long first, lo
 
 #else
 
-// Other CPUs keep OpenBLAS: the runtime checks nnpipe_packed_product_available() first.
-int nnpipe_packed_product_available(void) { return 0; }
+// Other CPUs keep OpenBLAS: the runtime checks nnpipe_native_kernels_available() first.
+int nnpipe_native_kernels_available(void) { return 0; }
 
 void nnpipe_packed_product(const float *packed, long packed_rows, long first, long rows, long depth,
                            const float *columns, long columns_stride, long width,

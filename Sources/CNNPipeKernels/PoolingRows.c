@@ -1,7 +1,7 @@
 // The inner loops of 2-D pooling (NNPipeRuntime's PoolingKernels.poolPlane2D), eight lanes at a
 // time with AVX2: combining a window's input rows into one row, and the windows along that row.
 // Comparisons keep what the Swift loops keep: a NaN already held stays and a NaN arriving is
-// skipped. Callers check nnpipe_packed_product_available() first (AVX2).
+// skipped. Callers check nnpipe_native_kernels_available() first (AVX2).
 #include "CNNPipeKernels.h"
 
 #if defined(__x86_64__)

@@ -1,4 +1,5 @@
 import Foundation
+import NNPipeRuntime
 
 /// A fixed-size histogram whose range grows as batches arrive, so memory stays the same however
 /// many samples are seen. The range is [0, M] while every value seen is non-negative, else [-M, M]
@@ -171,7 +172,8 @@ public struct Histogram: Sendable {
         func release() { tables.deallocate() }
     }
 
-    /// Counts a batch and returns its extremes, eight values
+    /// Counts a batch and returns its extremes (in C with AVX2 where the CPU has it,
+    /// `NativeHistogram`, same bins; this Swift loop elsewhere), eight values
     /// per step (NaN and ±∞ land in the edge bins, so callers count such batches again). Bin = ⌊(x − lower)·scale⌋ clamped to [0, bins − 1], as the scalar rule, but without
     /// a checked float-to-int conversion per value: adding 1.5·2²³ rounds a float in [0, 2²²) to an
     /// integer held in its low mantissa bits, and one subtraction where it rounded up makes that the
@@ -180,6 +182,9 @@ public struct Histogram: Sendable {
     /// old scalar count plus its separate extremes pass (swiftc -O, this machine, same run).
     private static func countFinite(_ values: UnsafeBufferPointer<Float>, into table: UnsafeMutablePointer<UInt32>,
                                     bins binCount: Int, lower: Float, scale: Float) -> Extremes {
+        if NativeHistogram.isAvailable {
+            return NativeHistogram.count(values, into: table, bins: binCount, lower: lower, scale: scale)
+        }
         let base = values.baseAddress!
         let last = SIMD8<Float>(repeating: Float(binCount - 1))
         let zero = SIMD8<Float>(repeating: 0)

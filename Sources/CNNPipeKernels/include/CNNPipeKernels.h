@@ -1,13 +1,14 @@
 // The runtime's own kernels in C, for x86-64 CPUs with AVX2 + FMA (checked at run time): a float
 // matrix product for convolutions, with the weights packed once (at plan time) and the bias,
-// residual and Relu applied as each output tile is stored; and the inner loops of 2-D pooling.
+// residual and Relu applied as each output tile is stored; the inner loops of 2-D pooling; and
+// calibration's histogram count.
 // The Swift side (NNPipeRuntime's NativeKernels.swift) only calls in when
-// nnpipe_packed_product_available() says so, and checks every argument first.
+// nnpipe_native_kernels_available() says so, and checks every argument first.
 #ifndef CNNPIPE_KERNELS_H
 #define CNNPIPE_KERNELS_H
 
 /// 1 when this CPU runs these kernels (x86-64 with AVX2 and FMA), else 0.
-int nnpipe_packed_product_available(void);
+int nnpipe_native_kernels_available(void);
 
 /// Rows of the weight matrix per packed panel: output rows a micro-tile computes at once.
 int nnpipe_packed_panel_rows(void);
@@ -44,5 +45,12 @@ void nnpipe_pool_combine_rows(float *scratch, const float *row, long count, int 
 /// returns how many it made (0 unless this CPU has AVX2 and stride is 1 or 2). With stride 2 it
 /// reads up to window[(made - 1) * 2 + kernel] (one float past the last window).
 long nnpipe_pool_row(const float *window, float *output, long count, int kernel, int stride, int maximum, float divisor);
+
+/// Counts `count` values into `table` (2 x bins counters: even lanes in the first half, odd lanes
+/// in the second) at bin = floor((x - lower) * scale) clamped to [0, bins - 1] (not >= 0, NaN
+/// included, is bin 0; callers count batches with NaN or infinities again), and stores the finite
+/// extremes (+inf / -inf when there are none). Returns 1 when a value was NaN or infinite.
+int nnpipe_histogram_count(const float *values, long count, unsigned *table, long bins, float lower, float scale,
+                           float *minimum, float *maximum);
 
 #endif

@@ -15,7 +15,7 @@ import Foundation
 /// keep OpenBLAS.
 final class PackedFilter: @unchecked Sendable {
     /// True on CPUs with AVX2 and FMA unless `NNPIPE_PACKED_PRODUCT=0`.
-    static let isAvailable: Bool = nnpipe_packed_product_available() != 0
+    static let isAvailable: Bool = nnpipe_native_kernels_available() != 0
         && ProcessInfo.processInfo.environment["NNPIPE_PACKED_PRODUCT"] != "0"
     /// A block of output channels must start at a multiple of this.
     static let panelRows = Int(nnpipe_packed_panel_rows())
@@ -53,6 +53,25 @@ final class PackedFilter: @unchecked Sendable {
         nnpipe_packed_product(values, rows, channels.lowerBound, channels.count, depth, columns, columnStride, width,
                               output, outputStride, bias.map { $0 + channels.lowerBound }, residual, residualStride, relu ? 1 : 0,
                               inputAffine?.scale, inputAffine?.shift, inputAffine?.relu == true ? 1 : 0)
+    }
+}
+
+/// Calibration's histogram count (StageCalibrate's `Histogram`), eight values a step where the CPU
+/// has AVX2: about twice the Swift loop's speed at the baseline x86-64 instruction set, with the
+/// same bins (tested against the scalar rule there).
+public enum NativeHistogram {
+    public static let isAvailable = nnpipe_native_kernels_available() != 0
+
+    /// Counts `values` into `table` (2 × `bins` counters: even lanes, then odd lanes) at
+    /// bin = ⌊(x − lower)·scale⌋ clamped to 0..<bins (NaN and negatives to 0), and returns the
+    /// finite extremes and whether any value was NaN or infinite.
+    public static func count(_ values: UnsafeBufferPointer<Float>, into table: UnsafeMutablePointer<UInt32>, bins: Int, lower: Float,
+                             scale: Float) -> (minimum: Float, maximum: Float, hasNonFinite: Bool) {
+        precondition(isAvailable && bins >= 1 && bins <= 1 << 24, "the native count needs AVX2 and 1...2^24 bins")
+        guard let base = values.baseAddress, !values.isEmpty else { return (.infinity, -.infinity, false) }
+        var minimum = Float.infinity, maximum = -Float.infinity
+        let nonFinite = nnpipe_histogram_count(base, values.count, table, bins, lower, scale, &minimum, &maximum)
+        return (minimum, maximum, nonFinite != 0)
     }
 }
 
