@@ -9,7 +9,7 @@ import Foundation
 /// Why not OpenBLAS for these products: at batch 1 a conv's GEMM is small and is called per block
 /// of output, and OpenBLAS packs the weights again on every call (5% of SqueezeNet's time), while
 /// the bias has to be written before it and the Relu after it, two more passes over every output
-/// (10%). The packed product takes the weights packed at plan time and stores each output once
+/// (10%). The packed product takes the weights packed once (on the conv's first run) and stores each output once
 /// with bias, residual and Relu applied. Its inner kernel runs at OpenBLAS's speed on the conv
 /// shapes measured (Benchmarks/runtime/README.md). Other CPUs, and `NNPIPE_PACKED_PRODUCT=0`,
 /// keep OpenBLAS.
@@ -78,7 +78,7 @@ public enum NativeHistogram {
 /// The inner loops of 2-D pooling, eight lanes at a time where the CPU has AVX2 (the Swift loops
 /// they replace run four at a time at the baseline x86-64 instruction set).
 enum NativePooling {
-    static let isAvailable = PackedFilter.isAvailable
+    static let isAvailable = nnpipe_native_kernels_available() != 0
 
     /// scratch[i] = max(scratch[i], row[i]) (NaN held stays, NaN arriving is skipped) or
     /// scratch[i] + row[i], for i in 0..<count.
