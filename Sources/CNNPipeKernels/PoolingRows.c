@@ -4,6 +4,13 @@
 // skipped. Callers check nnpipe_native_kernels_available() first (AVX2).
 #include "CNNPipeKernels.h"
 
+static void combine_scalar(float *scratch, const float *row, long count, int maximum) {
+    for (long index = 0; index < count; index++) {
+        float held = scratch[index], next = row[index];
+        scratch[index] = maximum ? (next > held ? next : held) : held + next;
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define VECTOR_CODE __attribute__((target("avx2,fma")))
@@ -16,10 +23,7 @@ VECTOR_CODE void nnpipe_pool_combine_rows(float *scratch, const float *row, long
         __m256 combined = maximum ? _mm256_max_ps(next, held) : _mm256_add_ps(held, next);
         _mm256_storeu_ps(scratch + index, combined);
     }
-    for (; index < count; index++) {
-        float held = scratch[index], next = row[index];
-        scratch[index] = maximum ? (next > held ? next : held) : held + next;
-    }
+    combine_scalar(scratch + index, row + index, count - index, maximum);
 }
 
 // Eight windows of stride 2 starting at window[0]: tap t of output i is window[2i + t]. Reads
@@ -51,10 +55,7 @@ VECTOR_CODE long nnpipe_pool_row(const float *window, float *output, long count,
 #else
 
 void nnpipe_pool_combine_rows(float *scratch, const float *row, long count, int maximum) {
-    for (long index = 0; index < count; index++) {
-        float held = scratch[index], next = row[index];
-        scratch[index] = maximum ? (next > held ? next : held) : held + next;
-    }
+    combine_scalar(scratch, row, count, maximum);
 }
 
 long nnpipe_pool_row(const float *window, float *output, long count, int kernel, int stride, int maximum, float divisor) {

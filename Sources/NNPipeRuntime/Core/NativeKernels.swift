@@ -4,6 +4,11 @@ import Foundation
 // The one place that calls the runtime's own C kernels (CNNPipeKernels, AVX2 + FMA): every
 // argument is checked here first.
 
+/// Whether this CPU runs the C kernels (x86-64 with AVX2 and FMA), asked once.
+enum NativeKernels {
+    static let cpuSupported = nnpipe_native_kernels_available() != 0
+}
+
 /// Convolution weights packed once for the runtime's own float product.
 ///
 /// Why not OpenBLAS for these products: at batch 1 a conv's GEMM is small and is called per block
@@ -15,7 +20,7 @@ import Foundation
 /// keep OpenBLAS.
 final class PackedFilter: @unchecked Sendable {
     /// True on CPUs with AVX2 and FMA unless `NNPIPE_PACKED_PRODUCT=0`.
-    static let isAvailable: Bool = nnpipe_native_kernels_available() != 0
+    static let isAvailable: Bool = NativeKernels.cpuSupported
         && ProcessInfo.processInfo.environment["NNPIPE_PACKED_PRODUCT"] != "0"
     /// A block of output channels must start at a multiple of this.
     static let panelRows = Int(nnpipe_packed_panel_rows())
@@ -60,7 +65,7 @@ final class PackedFilter: @unchecked Sendable {
 /// has AVX2: about twice the Swift loop's speed at the baseline x86-64 instruction set, with the
 /// same bins (tested against the scalar rule there).
 public enum NativeHistogram {
-    public static let isAvailable = nnpipe_native_kernels_available() != 0
+    public static let isAvailable = NativeKernels.cpuSupported
 
     /// Counts `values` into `table` (2 × `bins` counters: even lanes, then odd lanes) at
     /// bin = ⌊(x − lower)·scale⌋ clamped to 0..<bins (NaN and negatives to 0), and returns the
@@ -78,7 +83,7 @@ public enum NativeHistogram {
 /// The inner loops of 2-D pooling, eight lanes at a time where the CPU has AVX2 (the Swift loops
 /// they replace run four at a time at the baseline x86-64 instruction set).
 enum NativePooling {
-    static let isAvailable = nnpipe_native_kernels_available() != 0
+    static let isAvailable = NativeKernels.cpuSupported
 
     /// scratch[i] = max(scratch[i], row[i]) (NaN held stays, NaN arriving is skipped) or
     /// scratch[i] + row[i], for i in 0..<count.
