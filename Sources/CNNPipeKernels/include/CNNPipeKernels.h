@@ -1,7 +1,8 @@
 // The runtime's own kernels in C, for x86-64 CPUs with AVX2 + FMA (checked at run time): a float
 // matrix product for convolutions, with the weights packed once (at plan time) and the bias,
 // residual and Relu applied as each output tile is stored; the inner loops of 2-D pooling; and
-// calibration's histogram count.
+// calibration's histogram count. Also, in plain C for any CPU, the pool of worker threads that the
+// runtime's parallel steps run on.
 // The Swift side (NNPipeRuntime's NativeKernels.swift) only calls in when
 // nnpipe_native_kernels_available() says so, and checks every argument first.
 #ifndef CNNPIPE_KERNELS_H
@@ -52,5 +53,16 @@ long nnpipe_pool_row(const float *window, float *output, long count, int kernel,
 /// extremes (+inf / -inf when there are none). Returns 1 when a value was NaN or infinite.
 int nnpipe_histogram_count(const float *values, long count, unsigned *table, long bins, float lower, float scale,
                            float *minimum, float *maximum);
+
+/// A task of nnpipe_pool_run: `worker` is 0 (the calling thread) to `workers` - 1, one thread at
+/// a time per worker number, for per-worker scratch memory.
+typedef void (*nnpipe_pool_function)(void *context, long worker, long task);
+
+/// Runs function(context, worker, task) for every task in 0..<count on the calling thread and up
+/// to workers - 1 helper threads of the process's pool (started on first use, kept; they spin
+/// briefly after a job, then sleep), and returns 1 when every task has finished. Returns 0 and
+/// runs nothing when the pool is busy with another job (another thread's, or a task calling back
+/// in), or for fewer than 2 tasks or workers: the caller then runs them another way.
+int nnpipe_pool_run(long count, long workers, nnpipe_pool_function function, void *context);
 
 #endif

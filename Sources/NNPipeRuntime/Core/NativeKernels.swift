@@ -9,6 +9,30 @@ enum NativeKernels {
     static let cpuSupported = nnpipe_native_kernels_available() != 0
 }
 
+/// The process's pool of worker threads (CNNPipeKernels' WorkerPool.c, plain C for any CPU), which
+/// `parallelTasks` runs its steps on: its helpers spin for 0.2 ms after a job before they sleep,
+/// so the next step of a batch-1 inference starts them at once, where `concurrentPerform` cost
+/// 13-30 us a step. `NNPIPE_WORKER_POOL=0` turns it off (back to `concurrentPerform`).
+enum WorkerPool {
+    static let isEnabled = ProcessInfo.processInfo.environment["NNPIPE_WORKER_POOL"] != "0"
+
+    /// Runs `body(worker, task)` for every task in `0..<count` on this thread and up to
+    /// `workers - 1` pool threads; false (nothing run) when the pool is off or busy with another
+    /// job, for fewer than two tasks or workers, or from inside one of its tasks.
+    static func run(_ count: Int, workers: Int, _ body: (_ worker: Int, _ task: Int) -> Void) -> Bool {
+        guard isEnabled, count >= 2, workers >= 2 else { return false }
+        return withoutActuallyEscaping(body) { escapable in
+            var closure = escapable
+            // The C side calls back through this pointer only until nnpipe_pool_run returns.
+            return withUnsafeMutablePointer(to: &closure) { pointer in
+                nnpipe_pool_run(count, workers, { context, worker, task in
+                    context!.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(worker, task)
+                }, pointer) != 0
+            }
+        }
+    }
+}
+
 /// Convolution weights packed once for the runtime's own float product.
 ///
 /// Why not OpenBLAS for these products: at batch 1 a conv's GEMM is small and is called per block

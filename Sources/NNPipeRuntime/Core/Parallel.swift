@@ -23,6 +23,8 @@ func parallelTasks(_ count: Int, threads: Int, _ body: (_ worker: Int, _ task: I
         for task in 0..<count { body(0, task) }
         return
     }
+    if WorkerPool.run(count, workers: workers, body) { return }
+    // The pool is off or busy (another thread's step, or a task of its own calling back in).
     let next = TaskCounter()
     withoutActuallyEscaping(body) { escapable in
         // Tasks touch disjoint memory; the caller owns it for the whole call.

@@ -96,6 +96,10 @@ func main() throws {
         _ = try plan.run(feed)
         times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
     }
+    if ProcessInfo.processInfo.environment["NNPIPE_BENCHMARK_TIMES"] != nil {
+        // Every run's time in order, to tell a slow spell of the machine from a slow runtime.
+        FileHandle.standardError.write((times.map { String(format: "%.2f", $0) }.joined(separator: " ") + "\n").data(using: .utf8)!)
+    }
     times.sort()
     let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
     print(String(format: "{\"model\": \"%@\", \"batch\": %d, \"threads\": %d, \"median_ms\": %.2f, \"min_ms\": %.2f, \"plan_s\": %.2f, \"max_abs_difference\": %g, \"output_count\": %d}",
