@@ -3,6 +3,8 @@
 // Comparisons keep what the Swift loops keep: a NaN already held stays and a NaN arriving is
 // skipped. Callers check nnpipe_native_kernels_available() first (AVX2).
 #include "CNNPipeKernels.h"
+#include <stdlib.h>
+#include <string.h>
 
 static void combine_scalar(float *scratch, const float *row, long count, int maximum) {
     for (long index = 0; index < count; index++) {
@@ -52,7 +54,57 @@ VECTOR_CODE long nnpipe_pool_row(const float *window, float *output, long count,
     return done;
 }
 
+// A window's maximum along the combined row, one tap at a time, as the Swift edge loop takes it:
+// from -inf, next >= best ? next : best (a NaN tap is skipped).
+static float window_maximum(const float *row, long first, long last) {
+    float best = -__builtin_inff();
+    for (long index = first; index < last; index++) best = row[index] >= best ? row[index] : best;
+    return best;
+}
+
+VECTOR_CODE void nnpipe_max_pool_plane(const float *input, long height, long width, float *output, long output_height, long output_width,
+                                       long kernel_height, long kernel_width, long stride_height, long stride_width, long pad_top,
+                                       long pad_left, float *scratch) {
+    // Output columns whose window lies inside the row (the rest clip it at the row's ends).
+    long first = (pad_left + stride_width - 1) / stride_width;
+    if (first > output_width) first = output_width;
+    long end = width + pad_left >= kernel_width ? (width + pad_left - kernel_width) / stride_width + 1 : first;
+    if (end > output_width) end = output_width;
+    if (end < first) end = first;
+    for (long oh = 0; oh < output_height; oh++) {
+        long origin = oh * stride_height - pad_top;
+        long top = origin > 0 ? origin : 0, bottom = origin + kernel_height < height ? origin + kernel_height : height;
+        float *destination = output + oh * output_width;
+        if (top >= bottom) {
+            // A window entirely in the padding: MaxPool's identity.
+            for (long ow = 0; ow < output_width; ow++) destination[ow] = -__builtin_inff();
+            continue;
+        }
+        memcpy(scratch, input + top * width, (size_t)width * sizeof(float));
+        for (long row = top + 1; row < bottom; row++) nnpipe_pool_combine_rows(scratch, input + row * width, width, 1);
+        long ow = first;
+        if (end > first) ow += nnpipe_pool_row(scratch + (first * stride_width - pad_left), destination + first, end - first, (int)kernel_width,
+                                               (int)stride_width, 1, 1.0f);
+        for (; ow < end; ow++) {
+            long start = ow * stride_width - pad_left;
+            destination[ow] = window_maximum(scratch, start, start + kernel_width);
+        }
+        for (ow = 0; ow < output_width; ow++) {
+            if (ow == first) ow = end;
+            if (ow >= output_width) break;
+            long start = ow * stride_width - pad_left, stop = start + kernel_width;
+            destination[ow] = window_maximum(scratch, start > 0 ? start : 0, stop < width ? stop : width);
+        }
+    }
+}
+
 #else
+
+void nnpipe_max_pool_plane(const float *input, long height, long width, float *output, long output_height, long output_width,
+                           long kernel_height, long kernel_width, long stride_height, long stride_width, long pad_top,
+                           long pad_left, float *scratch) {
+    abort();
+}
 
 void nnpipe_pool_combine_rows(float *scratch, const float *row, long count, int maximum) {
     combine_scalar(scratch, row, count, maximum);

@@ -2,8 +2,9 @@ import NNPipeCore
 import NNPipeRuntime
 import Testing
 
-/// The 2-D pooling loop computes windows inside the row four at a time (3-wide, stride 2 from
-/// deinterleaved loads) and the edges one by one; every column must equal a direct window scan.
+/// The 2-D pooling loops (MaxPool's whole plane in C where the CPU has AVX2, else row by row)
+/// compute windows inside the row eight or four at a time and the edges one by one; every column
+/// must equal a direct window scan.
 @Suite struct PoolingRowTests {
     struct Case: CustomTestStringConvertible, Sendable {
         let label: String
@@ -23,6 +24,8 @@ import Testing
         Case(label: "2 wide, stride 2, 9 columns", kernel: 2, stride: 2, pad: 0, width: 9),
         Case(label: "5 wide, stride 3, pad 2, 20 columns", kernel: 5, stride: 3, pad: 2, width: 20),
         Case(label: "3 wide, stride 2, 5 columns (edges only)", kernel: 3, stride: 2, pad: 1, width: 5),
+        Case(label: "3 wide, stride 1, 41 columns (vector windows and a scalar tail)", kernel: 3, stride: 1, pad: 0, width: 41),
+        Case(label: "4 wide, stride 2, pad 2, ceil mode, 38 columns", kernel: 4, stride: 2, pad: 2, ceilMode: true, width: 38),
     ]
 
     @Test(arguments: cases, ["MaxPool", "AveragePool"])

@@ -116,6 +116,21 @@ enum NativePooling {
         nnpipe_pool_combine_rows(scratch, row, count, maximum ? 1 : 0)
     }
 
+    /// One plane of a 2-D MaxPool without dilation (see nnpipe_max_pool_plane); `scratch` holds
+    /// `input.width + 8` floats.
+    static func maximumPlane(_ input: UnsafePointer<Float>, size: (height: Int, width: Int), into output: UnsafeMutablePointer<Float>,
+                             outputSize: (height: Int, width: Int), kernel: (height: Int, width: Int), stride: (height: Int, width: Int),
+                             padBegin: (top: Int, left: Int), scratch: UnsafeMutablePointer<Float>) {
+        precondition(isAvailable && size.height >= 0 && size.width >= 0 && kernel.height >= 1 && kernel.width >= 1
+                     && stride.height >= 1 && stride.width >= 1 && padBegin.top >= 0 && padBegin.left >= 0,
+                     "a max pool plane needs AVX2, a kernel and strides")
+        // Every output row's window must start inside the padded rows the geometry made.
+        precondition(outputSize.height == 0 || (outputSize.height - 1) * stride.height - padBegin.top < size.height + kernel.height,
+                     "output rows past the input")
+        nnpipe_max_pool_plane(input, size.height, size.width, output, outputSize.height, outputSize.width, kernel.height, kernel.width,
+                              stride.height, stride.width, padBegin.top, padBegin.left, scratch)
+    }
+
     /// Windows of `kernel` taps `stride` apart along a combined row: output[i] reduces
     /// window[i·stride ..< i·stride + kernel]. Makes the first multiple of 8 of `count` outputs
     /// (none unless stride is 1 or 2) and returns how many; `readable` floats from `window` must be

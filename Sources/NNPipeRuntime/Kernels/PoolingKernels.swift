@@ -97,6 +97,11 @@ enum PoolingKernels {
         let (padEndH, padEndW) = (g.padEnd[1], g.padEnd[2])
         // Outputs whose window lies inside the row, four at a time; the edges go through `edge` below.
         // Once per plane: its two integer divisions per row cost a fifth of a 3x3 MaxPool.
+        if maximum, NativePooling.isAvailable {
+            NativePooling.maximumPlane(input, size: (inputHeight, inputWidth), into: output, outputSize: (outputHeight, outputWidth),
+                                       kernel: (kernelHeight, kernelWidth), stride: (strideH, strideW), padBegin: (padH, padW), scratch: scratch)
+            return
+        }
         let interior = interiorOutputs(inputWidth: inputWidth, outputWidth: outputWidth, kernel: kernelWidth, stride: strideW, pad: padW)
         let vectorEnd = interior.lowerBound + interior.count / 4 * 4
         for oh in 0..<outputHeight {
