@@ -47,6 +47,28 @@ void nnpipe_pool_combine_rows(float *scratch, const float *row, long count, int 
 /// reads up to window[(made - 1) * 2 + kernel] (one float past the last window).
 long nnpipe_pool_row(const float *window, float *output, long count, int kernel, int stride, int maximum, float divisor);
 
+/// Winograd F(2x2, 3x3) for 3x3 stride-1 convs (Winograd.c): the weights (outputs x channels x
+/// 3 x 3) transformed into 16 matrices of outputs x channels, `transformed` holding 16 x outputs x
+/// channels floats (matrix i at i * outputs * channels). Plain C; run once per plan.
+void nnpipe_winograd_filter(const float *weights, long outputs, long channels, float *transformed);
+
+/// The input transform of `channels` planes (height x width, row-major, one after another) for
+/// tile_rows x tile_columns tiles: tile (r, c) is the 4x4 patch at rows 2r - pad_top and columns
+/// 2c - pad_left (zero outside the plane). Value i of tile t of channel k goes to
+/// transformed[i * position_stride + k * channel_stride + r * tile_columns + c]. AVX2 only.
+void nnpipe_winograd_input(const float *image, long channels, long height, long width, long pad_top, long pad_left,
+                           long tile_rows, long tile_columns, float *transformed, long channel_stride, long position_stride);
+
+/// The output transform: from the 16 products (value i of output channel k, tile t at
+/// products[i * position_stride + k * channel_stride + t]) to each tile's 2x2 outputs, plus
+/// bias[k] (NULL: none) and residual (NULL: none; channel k's plane at k * residual_plane_stride,
+/// rows output_width apart) and Relu (keeping NaN), written to output (channel k's plane at
+/// k * output_plane_stride) for the output_height x output_width positions that exist. AVX2 only.
+void nnpipe_winograd_output(const float *products, long outputs, long position_stride, long channel_stride,
+                            long tile_rows, long tile_columns, float *output, long output_height, long output_width,
+                            long output_plane_stride, const float *bias, const float *residual, long residual_plane_stride,
+                            int relu);
+
 /// One plane of a 2-D MaxPool without dilation: output[oh][ow] is the maximum of input over rows
 /// oh * stride_height - pad_top + (0..<kernel_height) and columns ow * stride_width - pad_left +
 /// (0..<kernel_width), clipped to the plane (-inf when nothing is left); a NaN held stays, a NaN

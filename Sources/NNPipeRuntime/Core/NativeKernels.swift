@@ -155,21 +155,90 @@ struct InputAffine: @unchecked Sendable {
     let relu: Bool
 }
 
-/// A conv node's packed weights, made on its first run and reused while the weights are the same
-/// plan constant (the storage is kept alive here, so its identity cannot be reused by another).
-/// Weights fed at run time are never packed: nothing stops a caller rewriting them between runs.
+/// A conv node's packed weights (direct product or Winograd), made on its first run and reused
+/// while the weights are the same plan constant (the storage is kept alive here, so its identity
+/// cannot be reused by another). Weights fed at run time are never packed: nothing stops a caller
+/// rewriting them between runs.
 final class PackedFilterCache: @unchecked Sendable {
+    private struct Entry<Value> {
+        let storage: RuntimeStorage
+        let shape: [Int]
+        let value: Value
+    }
+
     private let lock = NSLock()
-    private var entry: (storage: RuntimeStorage, shape: [Int], filter: PackedFilter)?
+    private var packed: Entry<PackedFilter>?
+    private var winograd: Entry<WinogradFilter>?
 
     func filter(for weights: RuntimeTensor, rows: Int, depth: Int) -> PackedFilter? {
-        guard PackedFilter.isAvailable, weights.storage.isPlanConstant, weights.dataType == .float,
-              rows > 0, depth > 0, weights.elementCount == rows * depth else { return nil }
+        guard PackedFilter.isAvailable, rows > 0, depth > 0, weights.elementCount == rows * depth else { return nil }
+        return cached(weights, in: \.packed) { PackedFilter($0, rows: rows, depth: depth) }
+    }
+
+    func winogradFilter(for weights: RuntimeTensor, outputs: Int, channels: Int) -> WinogradFilter? {
+        guard WinogradFilter.isAvailable, outputs > 0, channels > 0, weights.shape == [outputs, channels, 3, 3] else { return nil }
+        return cached(weights, in: \.winograd) { WinogradFilter($0, outputs: outputs, channels: channels) }
+    }
+
+    private func cached<Value>(_ weights: RuntimeTensor, in slot: ReferenceWritableKeyPath<PackedFilterCache, Entry<Value>?>,
+                               make: (UnsafePointer<Float>) -> Value) -> Value? {
+        guard weights.storage.isPlanConstant, weights.dataType == .float else { return nil }
         return lock.withLock {
-            if let entry, entry.storage === weights.storage, entry.shape == weights.shape { return entry.filter }
-            let filter = weights.withUnsafeBuffer(of: Float.self) { PackedFilter($0.baseAddress!, rows: rows, depth: depth) }
-            entry = (weights.storage, weights.shape, filter)
-            return filter
+            if let entry = self[keyPath: slot], entry.storage === weights.storage, entry.shape == weights.shape { return entry.value }
+            let value = weights.withUnsafeBuffer(of: Float.self) { make($0.baseAddress!) }
+            self[keyPath: slot] = Entry(storage: weights.storage, shape: weights.shape, value: value)
+            return value
         }
+    }
+}
+
+/// A 3x3 conv's weights for Winograd F(2x2, 3x3) (CNNPipeKernels' Winograd.c): the 16 transformed
+/// outputs x channels matrices, each packed for the packed product. 16/9 of the weights' size.
+final class WinogradFilter: @unchecked Sendable {
+    /// Where the packed product runs, unless `NNPIPE_WINOGRAD=0`.
+    static let isAvailable = PackedFilter.isAvailable && ProcessInfo.processInfo.environment["NNPIPE_WINOGRAD"] != "0"
+
+    let outputs: Int
+    let channels: Int
+    /// Product i multiplies transformed input i.
+    let products: [PackedFilter]
+
+    /// `weights`: outputs x channels x 3 x 3, row-major.
+    init(_ weights: UnsafePointer<Float>, outputs: Int, channels: Int) {
+        precondition(outputs > 0 && channels > 0, "empty Winograd filter \(outputs) x \(channels)")
+        self.outputs = outputs
+        self.channels = channels
+        let matrix = outputs * channels
+        let transformed = UnsafeMutablePointer<Float>.allocate(capacity: 16 * matrix)
+        defer { transformed.deallocate() }
+        nnpipe_winograd_filter(weights, outputs, channels, transformed)
+        products = (0..<16).map { PackedFilter(transformed + $0 * matrix, rows: outputs, depth: channels) }
+    }
+}
+
+/// Winograd's input and output transforms (AVX2), checked here.
+enum NativeWinograd {
+    /// Tiles and patches as nnpipe_winograd_input describes; `transformed` must hold
+    /// 16 position slots `positionStride` apart, each `channels` rows `channelStride` apart of
+    /// tileRows x tileColumns values.
+    static func input(_ image: UnsafePointer<Float>, channels: Int, height: Int, width: Int, padTop: Int, padLeft: Int,
+                      tileRows: Int, tileColumns: Int, into transformed: UnsafeMutablePointer<Float>, channelStride: Int, positionStride: Int) {
+        precondition(WinogradFilter.isAvailable && channels >= 0 && height > 0 && width > 0 && padTop >= 0 && padLeft >= 0
+                     && tileRows > 0 && tileColumns > 0 && channelStride >= tileRows * tileColumns && positionStride >= channels * channelStride,
+                     "Winograd input transform arguments")
+        nnpipe_winograd_input(image, channels, height, width, padTop, padLeft, tileRows, tileColumns, transformed, channelStride, positionStride)
+    }
+
+    /// The 2x2 outputs of every tile for `outputs` channels (see nnpipe_winograd_output); `bias`
+    /// and `residual` start at the first of those channels.
+    static func output(_ products: UnsafePointer<Float>, outputs: Int, positionStride: Int, channelStride: Int, tileRows: Int, tileColumns: Int,
+                       into output: UnsafeMutablePointer<Float>, outputHeight: Int, outputWidth: Int, outputPlaneStride: Int,
+                       bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, residualPlaneStride: Int, relu: Bool) {
+        precondition(WinogradFilter.isAvailable && outputs >= 0 && tileRows == (outputHeight + 1) / 2 && tileColumns == (outputWidth + 1) / 2
+                     && outputHeight > 0 && outputWidth > 0 && channelStride >= tileRows * tileColumns && positionStride >= outputs * channelStride
+                     && outputPlaneStride >= outputHeight * outputWidth && (residual == nil || residualPlaneStride >= outputHeight * outputWidth),
+                     "Winograd output transform arguments")
+        nnpipe_winograd_output(products, outputs, positionStride, channelStride, tileRows, tileColumns, output, outputHeight, outputWidth,
+                               outputPlaneStride, bias, residual, residualPlaneStride, relu ? 1 : 0)
     }
 }

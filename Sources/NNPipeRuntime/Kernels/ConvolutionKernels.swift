@@ -52,7 +52,10 @@ enum ConvolutionKernels {
             let positions = geometry.outputSize
             // Depthwise convs run their own loops; other weights are one matrix row per output channel.
             let depthwise = group > 1 && group == channels && group == outputChannels
-            let packed = depthwise ? nil : packing.filter(for: weights, rows: outputChannels, depth: weights.elementCount / max(outputChannels, 1))
+            let winograd = inputAffine == nil && usesWinograd(geometry: geometry, group: group, channels: channels, outputChannels: outputChannels)
+                ? packing.winogradFilter(for: weights, outputs: outputChannels, channels: channels) : nil
+            let packed = depthwise || winograd != nil ? nil
+                : packing.filter(for: weights, rows: outputChannels, depth: weights.elementCount / max(outputChannels, 1))
             // The affine rides on the packing only where the product reads the input planes as they lie.
             let affineWhilePacking = inputAffine != nil && packed != nil && group == 1 && isPointwise(geometry)
                 && imagesPerTask(batch: batch, positions: geometry.outputSize, pointwise: true) == 1
@@ -66,6 +69,11 @@ enum ConvolutionKernels {
                 weights.withUnsafeBuffer(of: Float.self) { filter in
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
                         let epilogue = ConvolutionEpilogue(bias: biasValues, residual: addendValues, relu: relu)
+                        if let winograd {
+                            return convolveWinograd(source.baseAddress!, output.baseAddress! + (placed?.channelOffset ?? 0) * positions,
+                                                    batch: batch, channels: channels, geometry: geometry, epilogue: epilogue,
+                                                    imageStride: result.shape[1] * positions, filter: winograd, threads: context.threads)
+                        }
                         func run(_ affine: InputAffine?) {
                             convolve(source.baseAddress!, filter.baseAddress!, output.baseAddress! + (placed?.channelOffset ?? 0) * positions,
                                      batch: batch, channels: channels, outputChannels: outputChannels, group: group, geometry: geometry,

@@ -25,6 +25,11 @@ struct SpatialGeometry: Sendable {
         var autoPad: String
         var ceilMode: Bool
 
+        init(kernelShape: [Int]?, strides: [Int]?, dilations: [Int]?, pads: [Int]?, autoPad: String, ceilMode: Bool) {
+            (self.kernelShape, self.strides, self.dilations, self.pads, self.autoPad, self.ceilMode) =
+                (kernelShape, strides, dilations, pads, autoPad, ceilMode)
+        }
+
         init(_ spec: inout NodeSpec, ceilMode: Bool = false) throws {
             kernelShape = spec.ints("kernel_shape")
             strides = spec.ints("strides")

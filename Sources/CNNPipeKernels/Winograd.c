@@ -1,0 +1,189 @@
+// See include/CNNPipeKernels.h. Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast
+// Algorithms for Convolutional Neural Networks", 2015): each 2x2 block of a 3x3 stride-1 conv's
+// output is A^T [ (G g G^T) . (B^T d B) ] A over the 4x4 input patch d around it, so the conv
+// becomes 16 independent products of the transformed weights (O x C) with the transformed input
+// (C x tiles), 16 x 4 = 64 multiplies per 2x2 block and channel pair where direct convolution
+// needs 4 x 9 = 144: 2.25 times fewer. The products are the packed product's (PackedProduct.c);
+// these are the transforms, eight tiles at a time.
+//
+//   B^T = [1  0 -1  0]    G = [ 1    0    0 ]    A^T = [1  1  1  0]
+//         [0  1  1  0]        [ 1/2  1/2  1/2]         [0  1 -1 -1]
+//         [0 -1  1  0]        [ 1/2 -1/2  1/2]
+//         [0  1  0 -1]        [ 0    0    1 ]
+#include "CNNPipeKernels.h"
+#include <stdlib.h>
+#include <string.h>
+
+void nnpipe_winograd_filter(const float *weights, long outputs, long channels, float *transformed) {
+    long matrix = outputs * channels;
+    for (long output = 0; output < outputs; output++) {
+        for (long channel = 0; channel < channels; channel++) {
+            const float *g = weights + (output * channels + channel) * 9;
+            float rows[4][3];  // G g
+            for (int column = 0; column < 3; column++) {
+                float top = g[column], middle = g[3 + column], bottom = g[6 + column];
+                rows[0][column] = top;
+                rows[1][column] = 0.5f * (top + middle + bottom);
+                rows[2][column] = 0.5f * (top - middle + bottom);
+                rows[3][column] = bottom;
+            }
+            for (int row = 0; row < 4; row++) {  // (G g) G^T
+                float left = rows[row][0], middle = rows[row][1], right = rows[row][2];
+                float values[4] = {left, 0.5f * (left + middle + right), 0.5f * (left - middle + right), right};
+                for (int column = 0; column < 4; column++)
+                    transformed[(row * 4 + column) * matrix + output * channels + channel] = values[column];
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define VECTOR_CODE __attribute__((target("avx2,fma")))
+
+// Eight values two apart from row[0]: row[0], row[2], ..., row[14].
+VECTOR_CODE static inline __m256 every_other(const float *row) {
+    __m256 low = _mm256_loadu_ps(row), high = _mm256_loadu_ps(row + 8);
+    __m256 evens = _mm256_shuffle_ps(low, high, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(evens), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+VECTOR_CODE void nnpipe_winograd_input(const float *image, long channels, long height, long width, long pad_top, long pad_left,
+                                       long tile_rows, long tile_columns, float *transformed, long channel_stride, long position_stride) {
+    long tiles = tile_rows * tile_columns;
+    // Four zero-padded input rows: entry x is column x - pad_left, with room for the last group's
+    // eight tiles (16 columns and the 2 more a 4-wide patch reaches, read 16 at a time).
+    long padded = 2 * ((tile_columns + 7) / 8 * 8) + 24;
+    float *rows = aligned_alloc(32, sizeof(float) * 4 * (size_t)((padded + 7) / 8 * 8));
+    if (rows == NULL) abort();
+    for (long channel = 0; channel < channels; channel++) {
+        const float *plane = image + channel * height * width;
+        float *destination = transformed + channel * channel_stride;
+        for (long tile_row = 0; tile_row < tile_rows; tile_row++) {
+            for (int row = 0; row < 4; row++) {
+                float *line = rows + row * padded;
+                memset(line, 0, sizeof(float) * (size_t)padded);
+                long source_row = 2 * tile_row - pad_top + row;
+                if (source_row < 0 || source_row >= height) continue;
+                long first = pad_left, count = width;
+                if (first + count > padded) count = padded - first;
+                if (count > 0) memcpy(line + first, plane + source_row * width, sizeof(float) * (size_t)count);
+            }
+            for (long tile = 0; tile < tile_columns; tile += 8) {
+                __m256 d[4][4], t[4][4];
+                for (int row = 0; row < 4; row++)
+                    for (int column = 0; column < 4; column++) d[row][column] = every_other(rows + row * padded + 2 * tile + column);
+                for (int column = 0; column < 4; column++) {  // B^T d
+                    t[0][column] = _mm256_sub_ps(d[0][column], d[2][column]);
+                    t[1][column] = _mm256_add_ps(d[1][column], d[2][column]);
+                    t[2][column] = _mm256_sub_ps(d[2][column], d[1][column]);
+                    t[3][column] = _mm256_sub_ps(d[1][column], d[3][column]);
+                }
+                long count = tile_columns - tile < 8 ? tile_columns - tile : 8;
+                float *at = destination + tile_row * tile_columns + tile;
+                for (int row = 0; row < 4; row++) {  // (B^T d) B
+                    __m256 values[4] = {_mm256_sub_ps(t[row][0], t[row][2]), _mm256_add_ps(t[row][1], t[row][2]),
+                                        _mm256_sub_ps(t[row][2], t[row][1]), _mm256_sub_ps(t[row][1], t[row][3])};
+                    for (int column = 0; column < 4; column++) {
+                        float *slot = at + (row * 4 + column) * position_stride;
+                        if (count == 8) {
+                            _mm256_storeu_ps(slot, values[column]);
+                        } else {
+                            float kept[8] __attribute__((aligned(32)));
+                            _mm256_store_ps(kept, values[column]);
+                            memcpy(slot, kept, sizeof(float) * (size_t)count);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    free(rows);
+    (void)tiles;
+}
+
+VECTOR_CODE void nnpipe_winograd_output(const float *products, long outputs, long position_stride, long channel_stride,
+                                        long tile_rows, long tile_columns, float *output, long output_height, long output_width,
+                                        long output_plane_stride, const float *bias, const float *residual, long residual_plane_stride,
+                                        int relu) {
+    // Two output rows per tile row, built whole (2 x tile_columns rounded up to 16) and then
+    // copied out with the bias, residual and Relu over the columns that exist.
+    long span = (tile_columns + 7) / 8 * 16;
+    float *lines = aligned_alloc(32, sizeof(float) * 2 * (size_t)span);
+    if (lines == NULL) abort();
+    __m256 zero = _mm256_setzero_ps();
+    for (long channel = 0; channel < outputs; channel++) {
+        const float *source = products + channel * channel_stride;
+        float *plane = output + channel * output_plane_stride;
+        const float *addend_plane = residual != NULL ? residual + channel * residual_plane_stride : NULL;
+        __m256 shift = _mm256_set1_ps(bias != NULL ? bias[channel] : 0.0f);
+        for (long tile_row = 0; tile_row < tile_rows; tile_row++) {
+            for (long tile = 0; tile < tile_columns; tile += 8) {
+                long count = tile_columns - tile < 8 ? tile_columns - tile : 8;
+                __m256 m[4][4];
+                const float *at = source + tile_row * tile_columns + tile;
+                for (int slot = 0; slot < 16; slot++) {
+                    const float *from = at + slot * position_stride;
+                    if (count == 8) {
+                        m[slot / 4][slot % 4] = _mm256_loadu_ps(from);
+                    } else {
+                        float kept[8] __attribute__((aligned(32))) = {0};
+                        memcpy(kept, from, sizeof(float) * (size_t)count);
+                        m[slot / 4][slot % 4] = _mm256_load_ps(kept);
+                    }
+                }
+                __m256 s[2][4];
+                for (int column = 0; column < 4; column++) {  // A^T m
+                    s[0][column] = _mm256_add_ps(_mm256_add_ps(m[0][column], m[1][column]), m[2][column]);
+                    s[1][column] = _mm256_sub_ps(_mm256_sub_ps(m[1][column], m[2][column]), m[3][column]);
+                }
+                for (int row = 0; row < 2; row++) {  // (A^T m) A, then the two columns interleaved
+                    __m256 left = _mm256_add_ps(_mm256_add_ps(s[row][0], s[row][1]), s[row][2]);
+                    __m256 right = _mm256_sub_ps(_mm256_sub_ps(s[row][1], s[row][2]), s[row][3]);
+                    __m256 low = _mm256_unpacklo_ps(left, right), high = _mm256_unpackhi_ps(left, right);
+                    float *line = lines + row * span + 2 * tile;
+                    _mm256_storeu_ps(line, _mm256_permute2f128_ps(low, high, 0x20));
+                    _mm256_storeu_ps(line + 8, _mm256_permute2f128_ps(low, high, 0x31));
+                }
+            }
+            for (int row = 0; row < 2; row++) {
+                long output_row = 2 * tile_row + row;
+                if (output_row >= output_height) break;
+                const float *line = lines + row * span;
+                float *destination = plane + output_row * output_width;
+                const float *addend = addend_plane != NULL ? addend_plane + output_row * output_width : NULL;
+                long column = 0;
+                for (; column + 8 <= output_width; column += 8) {
+                    __m256 value = _mm256_add_ps(_mm256_loadu_ps(line + column), shift);
+                    if (addend != NULL) value = _mm256_add_ps(value, _mm256_loadu_ps(addend + column));
+                    // max(0, x) keeps NaN (the second operand), like the runtime's Relu.
+                    if (relu) value = _mm256_max_ps(zero, value);
+                    _mm256_storeu_ps(destination + column, value);
+                }
+                float base = bias != NULL ? bias[channel] : 0.0f;
+                for (; column < output_width; column++) {
+                    float value = line[column] + base;
+                    if (addend != NULL) value += addend[column];
+                    destination[column] = relu && value < 0.0f ? 0.0f : value;
+                }
+            }
+        }
+    }
+    free(lines);
+}
+
+#else
+
+void nnpipe_winograd_input(const float *image, long channels, long height, long width, long pad_top, long pad_left,
+                           long tile_rows, long tile_columns, float *transformed, long channel_stride, long position_stride) {
+    abort();
+}
+
+void nnpipe_winograd_output(const float *products, long outputs, long position_stride, long channel_stride,
+                            long tile_rows, long tile_columns, float *output, long output_height, long output_width,
+                            long output_plane_stride, const float *bias, const float *residual, long residual_plane_stride,
+                            int relu) {
+    abort();
+}
+
+#endif
