@@ -49,8 +49,8 @@ VECTOR_CODE static inline __m256 every_other(const float *row) {
 }
 
 VECTOR_CODE void nnpipe_winograd_input(const float *image, long channels, long height, long width, long pad_top, long pad_left,
-                                       long tile_rows, long tile_columns, float *transformed, long channel_stride, long position_stride) {
-    long tiles = tile_rows * tile_columns;
+                                       long first_tile_row, long tile_rows, long tile_columns, float *transformed, long channel_stride,
+                                       long position_stride) {
     // Four zero-padded input rows: entry x is column x - pad_left, with room for the last group's
     // eight tiles (16 columns and the 2 more a 4-wide patch reaches, read 16 at a time).
     long padded = 2 * ((tile_columns + 7) / 8 * 8) + 24;
@@ -59,7 +59,7 @@ VECTOR_CODE void nnpipe_winograd_input(const float *image, long channels, long h
     for (long channel = 0; channel < channels; channel++) {
         const float *plane = image + channel * height * width;
         float *destination = transformed + channel * channel_stride;
-        for (long tile_row = 0; tile_row < tile_rows; tile_row++) {
+        for (long tile_row = first_tile_row; tile_row < first_tile_row + tile_rows; tile_row++) {
             for (int row = 0; row < 4; row++) {
                 float *line = rows + row * padded;
                 memset(line, 0, sizeof(float) * (size_t)padded);
@@ -80,7 +80,7 @@ VECTOR_CODE void nnpipe_winograd_input(const float *image, long channels, long h
                     t[3][column] = _mm256_sub_ps(d[1][column], d[3][column]);
                 }
                 long count = tile_columns - tile < 8 ? tile_columns - tile : 8;
-                float *at = destination + tile_row * tile_columns + tile;
+                float *at = destination + (tile_row - first_tile_row) * tile_columns + tile;
                 for (int row = 0; row < 4; row++) {  // (B^T d) B
                     __m256 values[4] = {_mm256_sub_ps(t[row][0], t[row][2]), _mm256_add_ps(t[row][1], t[row][2]),
                                         _mm256_sub_ps(t[row][2], t[row][1]), _mm256_sub_ps(t[row][1], t[row][3])};
@@ -99,11 +99,10 @@ VECTOR_CODE void nnpipe_winograd_input(const float *image, long channels, long h
         }
     }
     free(rows);
-    (void)tiles;
 }
 
 VECTOR_CODE void nnpipe_winograd_output(const float *products, long outputs, long position_stride, long channel_stride,
-                                        long tile_rows, long tile_columns, float *output, long output_height, long output_width,
+                                        long first_tile_row, long tile_rows, long tile_columns, float *output, long output_height, long output_width,
                                         long output_plane_stride, const float *bias, const float *residual, long residual_plane_stride,
                                         int relu) {
     // Two output rows per tile row, built whole (2 x tile_columns rounded up to 16) and then
@@ -117,11 +116,11 @@ VECTOR_CODE void nnpipe_winograd_output(const float *products, long outputs, lon
         float *plane = output + channel * output_plane_stride;
         const float *addend_plane = residual != NULL ? residual + channel * residual_plane_stride : NULL;
         __m256 shift = _mm256_set1_ps(bias != NULL ? bias[channel] : 0.0f);
-        for (long tile_row = 0; tile_row < tile_rows; tile_row++) {
+        for (long tile_row = first_tile_row; tile_row < first_tile_row + tile_rows; tile_row++) {
             for (long tile = 0; tile < tile_columns; tile += 8) {
                 long count = tile_columns - tile < 8 ? tile_columns - tile : 8;
                 __m256 m[4][4];
-                const float *at = source + tile_row * tile_columns + tile;
+                const float *at = source + (tile_row - first_tile_row) * tile_columns + tile;
                 for (int slot = 0; slot < 16; slot++) {
                     const float *from = at + slot * position_stride;
                     if (count == 8) {
@@ -175,12 +174,13 @@ VECTOR_CODE void nnpipe_winograd_output(const float *products, long outputs, lon
 #else
 
 void nnpipe_winograd_input(const float *image, long channels, long height, long width, long pad_top, long pad_left,
-                           long tile_rows, long tile_columns, float *transformed, long channel_stride, long position_stride) {
+                           long first_tile_row, long tile_rows, long tile_columns, float *transformed, long channel_stride,
+                           long position_stride) {
     abort();
 }
 
 void nnpipe_winograd_output(const float *products, long outputs, long position_stride, long channel_stride,
-                            long tile_rows, long tile_columns, float *output, long output_height, long output_width,
+                            long first_tile_row, long tile_rows, long tile_columns, float *output, long output_height, long output_width,
                             long output_plane_stride, const float *bias, const float *residual, long residual_plane_stride,
                             int relu) {
     abort();

@@ -6,7 +6,8 @@ import Testing
 /// each must give what the same conv with its weights fed at run time gives (never packed, so
 /// im2col + OpenBLAS): over odd and even maps (a last tile half outside), tile rows that are not
 /// a multiple of eight, asymmetric and no padding, batches, one and two threads, channel counts
-/// off the product's panels, and the fused residual and Concat placement.
+/// off the product's panels, the fused residual and Concat placement, and both ways of sharing
+/// the work (per-image steps for small maps; segments of tile rows, or whole images, otherwise).
 @Suite struct WinogradTests {
     struct Convolution: CustomTestStringConvertible, Sendable {
         let label: String
@@ -30,6 +31,10 @@ import Testing
         Convolution(label: "one thread, 27x27", input: [1, 16, 27, 27], outputs: 16, threads: 1),
         Convolution(label: "fused residual", input: [2, 16, 14, 14], outputs: 16, residual: true),
         Convolution(label: "into a Concat", input: [1, 16, 11, 11], outputs: 22, concatenated: true),
+        Convolution(label: "segments of tile rows, 66x61 (last segment short)", input: [1, 16, 66, 61], outputs: 24),
+        Convolution(label: "segments of whole images, batch 4", input: [4, 16, 9, 9], outputs: 18),
+        Convolution(label: "segments with a residual, batch 2 on 30x30", input: [2, 24, 30, 30], outputs: 16, residual: true),
+        Convolution(label: "segments into a Concat, 60x60", input: [1, 16, 60, 60], outputs: 20, concatenated: true),
     ])
     func winogradMatchesIm2col(_ convolution: Convolution) throws {
         let (channels, height, width) = (convolution.input[1], convolution.input[2], convolution.input[3])

@@ -53,19 +53,22 @@ long nnpipe_pool_row(const float *window, float *output, long count, int kernel,
 void nnpipe_winograd_filter(const float *weights, long outputs, long channels, float *transformed);
 
 /// The input transform of `channels` planes (height x width, row-major, one after another) for
-/// tile_rows x tile_columns tiles: tile (r, c) is the 4x4 patch at rows 2r - pad_top and columns
-/// 2c - pad_left (zero outside the plane). Value i of tile t of channel k goes to
-/// transformed[i * position_stride + k * channel_stride + r * tile_columns + c]. AVX2 only.
+/// tile rows first_tile_row ..< first_tile_row + tile_rows of tile_columns tiles: tile (r, c) is the
+/// 4x4 patch at rows 2r - pad_top and columns 2c - pad_left (zero outside the plane). Value i of
+/// that tile of channel k goes to transformed[i * position_stride + k * channel_stride +
+/// (r - first_tile_row) * tile_columns + c]. AVX2 only.
 void nnpipe_winograd_input(const float *image, long channels, long height, long width, long pad_top, long pad_left,
-                           long tile_rows, long tile_columns, float *transformed, long channel_stride, long position_stride);
+                           long first_tile_row, long tile_rows, long tile_columns, float *transformed, long channel_stride,
+                           long position_stride);
 
-/// The output transform: from the 16 products (value i of output channel k, tile t at
-/// products[i * position_stride + k * channel_stride + t]) to each tile's 2x2 outputs, plus
+/// The output transform for tile rows first_tile_row ..< first_tile_row + tile_rows: from the 16
+/// products (value i of output channel k, tile (r, c) at products[i * position_stride +
+/// k * channel_stride + (r - first_tile_row) * tile_columns + c]) to each tile's 2x2 outputs, plus
 /// bias[k] (NULL: none) and residual (NULL: none; channel k's plane at k * residual_plane_stride,
 /// rows output_width apart) and Relu (keeping NaN), written to output (channel k's plane at
 /// k * output_plane_stride) for the output_height x output_width positions that exist. AVX2 only.
 void nnpipe_winograd_output(const float *products, long outputs, long position_stride, long channel_stride,
-                            long tile_rows, long tile_columns, float *output, long output_height, long output_width,
+                            long first_tile_row, long tile_rows, long tile_columns, float *output, long output_height, long output_width,
                             long output_plane_stride, const float *bias, const float *residual, long residual_plane_stride,
                             int relu);
 

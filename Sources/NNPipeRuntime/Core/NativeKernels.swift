@@ -222,23 +222,25 @@ enum NativeWinograd {
     /// 16 position slots `positionStride` apart, each `channels` rows `channelStride` apart of
     /// tileRows x tileColumns values.
     static func input(_ image: UnsafePointer<Float>, channels: Int, height: Int, width: Int, padTop: Int, padLeft: Int,
-                      tileRows: Int, tileColumns: Int, into transformed: UnsafeMutablePointer<Float>, channelStride: Int, positionStride: Int) {
+                      tileRows: Range<Int>, tileColumns: Int, into transformed: UnsafeMutablePointer<Float>, channelStride: Int, positionStride: Int) {
         precondition(WinogradFilter.isAvailable && channels >= 0 && height > 0 && width > 0 && padTop >= 0 && padLeft >= 0
-                     && tileRows > 0 && tileColumns > 0 && channelStride >= tileRows * tileColumns && positionStride >= channels * channelStride,
-                     "Winograd input transform arguments")
-        nnpipe_winograd_input(image, channels, height, width, padTop, padLeft, tileRows, tileColumns, transformed, channelStride, positionStride)
+                     && tileRows.lowerBound >= 0 && !tileRows.isEmpty && tileColumns > 0 && channelStride >= tileRows.count * tileColumns
+                     && positionStride >= channels * channelStride, "Winograd input transform arguments")
+        nnpipe_winograd_input(image, channels, height, width, padTop, padLeft, tileRows.lowerBound, tileRows.count, tileColumns, transformed,
+                              channelStride, positionStride)
     }
 
-    /// The 2x2 outputs of every tile for `outputs` channels (see nnpipe_winograd_output); `bias`
-    /// and `residual` start at the first of those channels.
-    static func output(_ products: UnsafePointer<Float>, outputs: Int, positionStride: Int, channelStride: Int, tileRows: Int, tileColumns: Int,
-                       into output: UnsafeMutablePointer<Float>, outputHeight: Int, outputWidth: Int, outputPlaneStride: Int,
+    /// The 2x2 outputs of the tiles in `tileRows` for `outputs` channels (see
+    /// nnpipe_winograd_output); `output`, `bias` and `residual` start at the first of those channels.
+    static func output(_ products: UnsafePointer<Float>, outputs: Int, positionStride: Int, channelStride: Int, tileRows: Range<Int>,
+                       tileColumns: Int, into output: UnsafeMutablePointer<Float>, outputHeight: Int, outputWidth: Int, outputPlaneStride: Int,
                        bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, residualPlaneStride: Int, relu: Bool) {
-        precondition(WinogradFilter.isAvailable && outputs >= 0 && tileRows == (outputHeight + 1) / 2 && tileColumns == (outputWidth + 1) / 2
-                     && outputHeight > 0 && outputWidth > 0 && channelStride >= tileRows * tileColumns && positionStride >= outputs * channelStride
-                     && outputPlaneStride >= outputHeight * outputWidth && (residual == nil || residualPlaneStride >= outputHeight * outputWidth),
-                     "Winograd output transform arguments")
-        nnpipe_winograd_output(products, outputs, positionStride, channelStride, tileRows, tileColumns, output, outputHeight, outputWidth,
-                               outputPlaneStride, bias, residual, residualPlaneStride, relu ? 1 : 0)
+        precondition(WinogradFilter.isAvailable && outputs >= 0 && tileRows.lowerBound >= 0 && !tileRows.isEmpty
+                     && tileRows.upperBound <= (outputHeight + 1) / 2 && tileColumns == (outputWidth + 1) / 2
+                     && outputHeight > 0 && outputWidth > 0 && channelStride >= tileRows.count * tileColumns
+                     && positionStride >= outputs * channelStride && outputPlaneStride >= outputHeight * outputWidth
+                     && (residual == nil || residualPlaneStride >= outputHeight * outputWidth), "Winograd output transform arguments")
+        nnpipe_winograd_output(products, outputs, positionStride, channelStride, tileRows.lowerBound, tileRows.count, tileColumns, output,
+                               outputHeight, outputWidth, outputPlaneStride, bias, residual, residualPlaneStride, relu ? 1 : 0)
     }
 }
