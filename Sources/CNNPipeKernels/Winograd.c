@@ -41,6 +41,11 @@ void nnpipe_winograd_filter(const float *weights, long outputs, long channels, f
 #include <immintrin.h>
 #define VECTOR_CODE __attribute__((target("avx2,fma")))
 
+// Lanes 0 ..< count set (a partial group of tiles at the end of a row).
+VECTOR_CODE static inline __m256i lanes_below(long count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
 // Eight values two apart from row[0]: row[0], row[2], ..., row[14].
 VECTOR_CODE static inline __m256 every_other(const float *row) {
     __m256 low = _mm256_loadu_ps(row), high = _mm256_loadu_ps(row + 8);
@@ -80,19 +85,15 @@ VECTOR_CODE void nnpipe_winograd_input(const float *image, long channels, long h
                     t[3][column] = _mm256_sub_ps(d[1][column], d[3][column]);
                 }
                 long count = tile_columns - tile < 8 ? tile_columns - tile : 8;
+                __m256i mask = lanes_below(count);
                 float *at = destination + (tile_row - first_tile_row) * tile_columns + tile;
                 for (int row = 0; row < 4; row++) {  // (B^T d) B
                     __m256 values[4] = {_mm256_sub_ps(t[row][0], t[row][2]), _mm256_add_ps(t[row][1], t[row][2]),
                                         _mm256_sub_ps(t[row][2], t[row][1]), _mm256_sub_ps(t[row][1], t[row][3])};
                     for (int column = 0; column < 4; column++) {
                         float *slot = at + (row * 4 + column) * position_stride;
-                        if (count == 8) {
-                            _mm256_storeu_ps(slot, values[column]);
-                        } else {
-                            float kept[8] __attribute__((aligned(32)));
-                            _mm256_store_ps(kept, values[column]);
-                            memcpy(slot, kept, sizeof(float) * (size_t)count);
-                        }
+                        if (count == 8) _mm256_storeu_ps(slot, values[column]);
+                        else _mm256_maskstore_ps(slot, mask, values[column]);
                     }
                 }
             }
@@ -121,15 +122,10 @@ VECTOR_CODE void nnpipe_winograd_output(const float *products, long outputs, lon
                 long count = tile_columns - tile < 8 ? tile_columns - tile : 8;
                 __m256 m[4][4];
                 const float *at = source + (tile_row - first_tile_row) * tile_columns + tile;
+                __m256i mask = lanes_below(count);
                 for (int slot = 0; slot < 16; slot++) {
                     const float *from = at + slot * position_stride;
-                    if (count == 8) {
-                        m[slot / 4][slot % 4] = _mm256_loadu_ps(from);
-                    } else {
-                        float kept[8] __attribute__((aligned(32))) = {0};
-                        memcpy(kept, from, sizeof(float) * (size_t)count);
-                        m[slot / 4][slot % 4] = _mm256_load_ps(kept);
-                    }
+                    m[slot / 4][slot % 4] = count == 8 ? _mm256_loadu_ps(from) : _mm256_maskload_ps(from, mask);
                 }
                 __m256 s[2][4];
                 for (int column = 0; column < 4; column++) {  // A^T m
@@ -159,11 +155,13 @@ VECTOR_CODE void nnpipe_winograd_output(const float *products, long outputs, lon
                     if (relu) value = _mm256_max_ps(zero, value);
                     _mm256_storeu_ps(destination + column, value);
                 }
-                float base = bias != NULL ? bias[channel] : 0.0f;
-                for (; column < output_width; column++) {
-                    float value = line[column] + base;
-                    if (addend != NULL) value += addend[column];
-                    destination[column] = relu && value < 0.0f ? 0.0f : value;
+                if (column < output_width) {
+                    // The last 1-7 columns under a mask (the line has room for 8).
+                    __m256i mask = lanes_below(output_width - column);
+                    __m256 value = _mm256_add_ps(_mm256_loadu_ps(line + column), shift);
+                    if (addend != NULL) value = _mm256_add_ps(value, _mm256_maskload_ps(addend + column, mask));
+                    if (relu) value = _mm256_max_ps(zero, value);
+                    _mm256_maskstore_ps(destination + column, mask, value);
                 }
             }
         }

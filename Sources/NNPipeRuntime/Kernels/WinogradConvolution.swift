@@ -6,6 +6,11 @@
 /// - per image, three parallel steps (small maps, few images): the input transform by input
 ///   channels, the 16 products (one task each), the output transform by output channels.
 extension ConvolutionKernels {
+    /// Floats between the 16 slots of a scratch buffer for `rows` x `tiles` values each: one
+    /// cache line more than they need, as slots a multiple of 4 KiB apart (64 outputs x 112 tiles)
+    /// fall into one L1 set, and the output transform reads all 16 at once.
+    static func winogradSlotStride(rows: Int, tiles: Int) -> Int { rows * tiles + 16 }
+
     /// Scratch (transformed input and products) a segment aims at: about what a core's L2 holds
     /// besides the packed weights.
     static let winogradSegmentBytes = 384 << 10
@@ -49,8 +54,8 @@ extension ConvolutionKernels {
             let tiles = segmentRows * tileColumns
             let workers = min(threads, batch * segments)
             let scratch = (0..<workers).map { _ in
-                (input: RuntimeStorage(byteCount: 16 * channels * tiles * MemoryLayout<Float>.stride),
-                 products: RuntimeStorage(byteCount: 16 * outputChannels * tiles * MemoryLayout<Float>.stride))
+                (input: RuntimeStorage(byteCount: 16 * winogradSlotStride(rows: channels, tiles: tiles) * MemoryLayout<Float>.stride),
+                 products: RuntimeStorage(byteCount: 16 * winogradSlotStride(rows: outputChannels, tiles: tiles) * MemoryLayout<Float>.stride))
             }
             let pointers = scratch.map { buffers in
                 UncheckedSendable(value: (input: buffers.input.bytes.baseAddress!.assumingMemoryBound(to: Float.self),
@@ -72,8 +77,8 @@ extension ConvolutionKernels {
         }
         // Few images of small maps: every thread shares each image, in three steps.
         let tiles = tileRows * tileColumns
-        let input = RuntimeStorage(byteCount: 16 * channels * tiles * MemoryLayout<Float>.stride)
-        let products = RuntimeStorage(byteCount: 16 * outputChannels * tiles * MemoryLayout<Float>.stride)
+        let input = RuntimeStorage(byteCount: 16 * winogradSlotStride(rows: channels, tiles: tiles) * MemoryLayout<Float>.stride)
+        let products = RuntimeStorage(byteCount: 16 * winogradSlotStride(rows: outputChannels, tiles: tiles) * MemoryLayout<Float>.stride)
         defer { withExtendedLifetime((input, products)) {} }
         let inputs = UncheckedSendable(value: input.bytes.baseAddress!.assumingMemoryBound(to: Float.self))
         let results = UncheckedSendable(value: products.bytes.baseAddress!.assumingMemoryBound(to: Float.self))
@@ -117,13 +122,16 @@ private struct WinogradImage: @unchecked Sendable {
         let tiles = tileRows.count * tileColumns
         NativeWinograd.input(source + (image * channels + part.lowerBound) * height * width, channels: part.count, height: height, width: width,
                              padTop: geometry.padBegin[1], padLeft: geometry.padBegin[2], tileRows: tileRows, tileColumns: tileColumns,
-                             into: input + part.lowerBound * tiles, channelStride: tiles, positionStride: channels * tiles)
+                             into: input + part.lowerBound * tiles, channelStride: tiles,
+                             positionStride: ConvolutionKernels.winogradSlotStride(rows: channels, tiles: tiles))
     }
 
     func multiply(position: Int, outputChannels rows: Range<Int>, tiles: Int, input: UnsafeMutablePointer<Float>,
                   products: UnsafeMutablePointer<Float>) {
-        filter.products[position].multiply(channels: rows, columns: input + position * channels * tiles, columnStride: tiles, width: tiles,
-                                           into: products + (position * filter.outputs + rows.lowerBound) * tiles, outputStride: tiles,
+        let (inputSlot, productSlot) = (ConvolutionKernels.winogradSlotStride(rows: channels, tiles: tiles),
+                                        ConvolutionKernels.winogradSlotStride(rows: filter.outputs, tiles: tiles))
+        filter.products[position].multiply(channels: rows, columns: input + position * inputSlot, columnStride: tiles, width: tiles,
+                                           into: products + position * productSlot + rows.lowerBound * tiles, outputStride: tiles,
                                            bias: nil, residual: nil, residualStride: 0, relu: false)
     }
 
@@ -132,7 +140,8 @@ private struct WinogradImage: @unchecked Sendable {
         let positions = outputHeight * outputWidth
         let tiles = tileRows.count * tileColumns
         let residual = epilogue.residual.map { $0 + (image * filter.outputs + part.lowerBound) * positions }
-        NativeWinograd.output(products + part.lowerBound * tiles, outputs: part.count, positionStride: filter.outputs * tiles,
+        NativeWinograd.output(products + part.lowerBound * tiles, outputs: part.count,
+                              positionStride: ConvolutionKernels.winogradSlotStride(rows: filter.outputs, tiles: tiles),
                               channelStride: tiles, tileRows: tileRows, tileColumns: tileColumns,
                               into: output + image * imageStride + part.lowerBound * positions, outputHeight: outputHeight,
                               outputWidth: outputWidth, outputPlaneStride: positions, bias: epilogue.bias.map { $0 + part.lowerBound },
