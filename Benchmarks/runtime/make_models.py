@@ -24,6 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 from onnx_json import model_json  # noqa: E402
 
+# Seconds of untimed runs before the timed ones, for both runtimes.
+WARM_UP_SECONDS = 0.5
 LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 MODELS = {"resnet50": "light_resnet50.onnx", "squeezenet": "light_squeezenet.onnx",
           "densenet121": "light_densenet121.onnx", "vgg19": "light_vgg19.onnx"}
@@ -125,14 +127,20 @@ def main():
         for batch in [int(b) for b in arguments.batches.split(",")]:
             shape = [batch] + [int(d) for d in feed.shape[1:]]
             input_path = os.path.join(folder, "%s-batch%d.input.bin" % (name, batch))
+            warm_up_start = time.perf_counter()
             if arguments.time_only:
                 data = np.fromfile(input_path, dtype=np.float32).reshape(shape)
-                output = session.run(None, {feed.name: data})[0]  # warm-up, as the Swift runner does
+                output = session.run(None, {feed.name: data})[0]
             else:
                 data = rng.standard_normal(shape).astype(np.float32)
                 output = session.run(None, {feed.name: data})[0]
                 data.tofile(input_path)
                 output.astype(np.float32).tofile(os.path.join(folder, "%s-batch%d.output.bin" % (name, batch)))
+            # Warm-up as the Swift runner does: runs until half a second has passed (the first run
+            # above included). A fresh process's new threads take 50-100 ms to be spread over the
+            # cores on the benchmark VM, which one run of a 5 ms model does not cover.
+            while time.perf_counter() - warm_up_start < WARM_UP_SECONDS:
+                session.run(None, {feed.name: data})
             load = os.getloadavg()[0]
             times = []
             for _ in range(arguments.runs):
