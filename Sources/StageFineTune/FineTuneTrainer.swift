@@ -114,6 +114,10 @@ struct FineTuneTrainer {
                 var loss = try taskLoss(output, batch: batch, target: target)
                 if let distillation = configuration.distillation, let teacher {
                     let teacherOutput = try teacher.graph.forward(teacher.feeds(inputs), phase: .inference)[teacher.graph.target]!
+                    // Checked here, on the first batch, so the one-line error names the option to fix.
+                    guard teacherOutput.shape == output.shape else {
+                        throw NNPipeError(.invalidModel, "the teacher's output \(teacherOutput.shape) differs from the model's \(output.shape) (distillation needs the same classes)", path: "\(context.stagePath).distill.teacher")
+                    }
                     let soft = try Losses.distillation(student: output, teacher: teacherOutput, temperature: distillation.temperature, alpha: distillation.alpha)
                     loss.value = soft.value + Double(1 - distillation.alpha) * loss.value
                     for index in 0..<loss.gradient.elementCount {

@@ -63,7 +63,8 @@ struct CommandTests {
         #expect(version.output.contains(NNPipeVersion.current))
     }
 
-    @Test(arguments: [["frobnicate"], ["run"], ["inspect"], ["convert", "only-one"], ["run", "--bogus", "x.json"]])
+    @Test(arguments: [["frobnicate"], ["run"], ["inspect"], ["convert", "only-one"], ["run", "--bogus", "x.json"],
+                        ["bench", "--batch", "0", "x.onnx"], ["bench", "--warmup-seconds=-1", "x.onnx"]])
     func badUsageExitsTwoWithOneLine(arguments: [String]) {
         let run = CapturedRun(arguments)
         #expect(run.status == 2)
@@ -159,6 +160,23 @@ struct CommandTests {
         let facts = try JSONParser.parse(json.output)
         #expect(facts["inputs"]?.arrayValue?.first?["name"]?.stringValue == "X")
         #expect((facts["statistics"]?["parameters"]?.integerValue ?? 0) > 4000)
+    }
+
+    @Test func benchWarmsUpForItsRunsAndItsTimeThenTimes() throws {
+        // The clock rules warm-up: a few milliseconds' model goes on well past its 3 runs.
+        let timed = CapturedRun(["bench", Example.model.path, "--json", "--batch", "4", "--warmup-seconds", "0.2", "--iterations", "7"])
+        #expect(timed.status == 0, "\(timed.error)")
+        let facts = try JSONParser.parse(timed.output)
+        #expect((facts["warmup_runs"]?.integerValue ?? 0) > 3)
+        #expect(facts["iterations"]?.integerValue == 7)
+        #expect(facts["batch"]?.integerValue == 4)
+        let median = facts["median_ms"]?.numberValue ?? 0
+        #expect(median > 0)
+        #expect((facts["p90_ms"]?.numberValue ?? 0) >= median)
+        // With no time asked for, the run count alone rules.
+        let counted = CapturedRun(["bench", Example.model.path, "--json", "--warmup", "2", "--warmup-seconds", "0", "--iterations", "1"])
+        #expect(counted.status == 0, "\(counted.error)")
+        #expect(try JSONParser.parse(counted.output)["warmup_runs"]?.integerValue == 2)
     }
 
     @Test func inspectOfGarbageExitsOneWithOneLine() throws {

@@ -185,6 +185,37 @@ struct FineTuneStageTests {
         }
     }
 
+    /// A teacher with other classes than the student is named at its option, in one line,
+    /// on the first batch rather than as a shape mismatch deep in the loss.
+    @Test("a teacher with other classes fails at distill.teacher")
+    func teacherWithOtherClasses() throws {
+        var teacher = try DigitsFixture.model()
+        let last = try #require(DigitsFixture.weightNames.last)
+        for (position, tensor) in teacher.graph.initializers.enumerated() {
+            guard let values = tensor.floatValues(), tensor.shape.last == 10 else { continue }
+            // Keep the first 5 classes of the last layer's weights and bias.
+            let rows = tensor.elementCount / 10
+            let kept = (0..<rows).flatMap { row in values[(row * 10)..<(row * 10 + 5)] }
+            teacher.graph.initializers[position] = Tensor(name: tensor.name, shape: Array(tensor.shape.dropLast()) + [5], values: Array(kept))
+        }
+        #expect(teacher.graph.initializer(named: last)?.shape.last == 5)
+        let folder = try TestEnvironment.temporaryFolder("teacher-classes")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try ONNXFormat().write(teacher, to: folder.appendingPathComponent("five.onnx"))
+        var context = DigitsFixture.context()
+        context.formats = FormatRegistry([ONNXFormat()])
+        context.manifestDirectory = folder
+        var model = try DigitsFixture.model()
+        let stage = try DigitsFixture.stage([
+            "dataset": .string("small"), "steps": .number(2),
+            "distill": .object([("teacher", .string("five.onnx"))]),
+        ])
+        #expect { _ = try stage.run(&model, context: context) } throws: { error in
+            let failure = error as? NNPipeError
+            return failure?.path == "stages[0].distill.teacher" && "\(error)".contains(", 5] differs") && !"\(error)".contains("\n")
+        }
+    }
+
     @Test("distillation without an input model fails with the stage path")
     func distillationNeedsTeacher() throws {
         var model = try DigitsFixture.model()
