@@ -30,12 +30,15 @@ public enum Losses {
     }
 
     /// Cross-entropy of probabilities `[N, C]` (a model output after its own Softmax): −log p[label],
-    /// with p clamped away from 0 so the loss stays finite.
+    /// with p clamped away from 0 so the loss stays finite. The floor is the smallest normal float,
+    /// not a "small" 1e-7: through the Softmax's backward pass p·(−1/p) gives logits the same −1 as
+    /// log-softmax does for any p above it, where a larger floor would shrink the gradient of
+    /// exactly the samples the model gets most wrong.
     public static func crossEntropy(probabilities: TrainingTensor, labels: [Int]) throws -> LossResult {
         let (rows, classes) = try matrix(probabilities, rows: labels.count)
         var gradient = TrainingTensor(zeros: probabilities.shape)
         var total: Double = 0
-        let floor: Float = 1e-7
+        let floor = Float.leastNormalMagnitude
         for row in 0..<rows {
             let label = labels[row]
             guard (0..<classes).contains(label) else {

@@ -33,7 +33,7 @@ public struct FineTuneStage: Stage {
         OptionSpec("warmup_steps", .integer, default: .number(0), minimum: 0, help: "steps of linear warm-up from 0 to lr"),
         OptionSpec("step_size", .integer, default: .number(100), minimum: 1, help: "steps between decays of the step schedule"),
         OptionSpec("gamma", .number, default: .number(0.1), minimum: 0, exclusiveMinimum: true, help: "factor of each step-schedule decay"),
-        OptionSpec("loss", .choice(["cross_entropy", "mse"]), default: .string("cross_entropy"), help: "cross_entropy trains through a trailing Softmax as log-softmax"),
+        OptionSpec("loss", .choice(["cross_entropy", "mse"]), default: .string("cross_entropy"), help: "cross_entropy trains through a trailing Softmax as log-softmax, and reads a Softmax behind a Reshape, Flatten, Squeeze or Unsqueeze as probabilities (-log p)"),
         OptionSpec("seed", .integer, default: .number(0), minimum: 0, help: "seeds shuffling and dropout; equal seeds give equal weights"),
         OptionSpec("freeze", .stringList, default: .array([]), help: "node or initializer names (with * wildcards) whose weights stay fixed"),
         OptionSpec("qat", .boolean, default: .bool(false), help: "quantisation-aware training; leaves activation ranges for the quantize stage"),

@@ -72,6 +72,9 @@ struct FineTuneTrainer {
         var pruning = try PruningController(model: model, graph: graph, choice: configuration.pruneSchedule, path: context.stagePath)
         pruning.apply(to: graph)
         if configuration.quantizationAware { enableQuantizationAwareTraining(graph) }
+        if configuration.distillation != nil, target.probabilities {
+            throw NNPipeError(.unsupported, "distillation needs the model's logits, and its output '\(target.output)' holds a Softmax's probabilities behind a reshape", path: "\(context.stagePath).distill")
+        }
         let teacher = try configuration.distillation.map { try teacherGraph($0, student: graph) }
 
         let trainingSpecification = try context.dataset(configuration.dataset)
@@ -113,7 +116,7 @@ struct FineTuneTrainer {
                 guard let output = values[graph.target] else { throw NNPipeError(.internalError, "target '\(graph.target)' not computed") }
                 var loss = try taskLoss(output, batch: batch, target: target)
                 if let distillation = configuration.distillation, let teacher {
-                    let teacherOutput = try teacher.graph.forward(teacher.feeds(inputs), phase: .inference)[teacher.graph.target]!
+                    let teacherOutput = try teacher.logits(teacher.graph.forward(teacher.feeds(inputs), phase: .inference)[teacher.graph.target]!)
                     // Checked here, on the first batch, so the one-line error names the option to fix.
                     guard teacherOutput.shape == output.shape else {
                         throw NNPipeError(.invalidModel, "the teacher's output \(teacherOutput.shape) differs from the model's \(output.shape) (distillation needs the same classes)", path: "\(context.stagePath).distill.teacher")
@@ -236,7 +239,9 @@ struct FineTuneTrainer {
         switch configuration.loss {
         case .crossEntropy:
             let classes = try LabelReader.classes(labels, samples: batch.sampleCount, classCount: output.elementCount / max(batch.sampleCount, 1))
-            return try Losses.crossEntropy(logits: output, labels: classes)
+            return target.probabilities
+                ? try Losses.crossEntropy(probabilities: output, labels: classes)
+                : try Losses.crossEntropy(logits: output, labels: classes)
         case .meanSquaredError:
             return try Losses.meanSquaredError(outputs: output, targets: try LabelReader.targets(labels))
         }
@@ -304,13 +309,24 @@ struct FineTuneTrainer {
             }
             renamed[student.inputNames[0]] = graph.inputNames[0]
         }
-        return Teacher(graph: graph, renamed: renamed)
+        return Teacher(graph: graph, renamed: renamed, probabilities: target.probabilities)
     }
 
     struct Teacher {
         let graph: TrainingGraph
         /// Student input name -> teacher input name, where they differ.
         let renamed: [String: String]
+        /// The teacher's target holds probabilities (a Softmax behind a reshape), not logits.
+        let probabilities: Bool
+
+        /// Logits for the distillation loss: log p differs from the logits that made p by one
+        /// constant a row, which the loss's softmax cancels. p is floored where it underflowed to 0.
+        func logits(_ output: TrainingTensor) -> TrainingTensor {
+            guard probabilities else { return output }
+            var logits = output
+            for index in 0..<logits.elementCount { logits.values[index] = log(max(logits.values[index], 1e-30)) }
+            return logits
+        }
 
         func feeds(_ inputs: [String: TrainingTensor]) -> [String: TrainingTensor] {
             guard !renamed.isEmpty else { return inputs }

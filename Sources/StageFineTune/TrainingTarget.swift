@@ -14,6 +14,14 @@ struct TrainingTarget: Equatable {
     var strippedSoftmax: Bool
     /// Values between `value` and `output` (the Softmax and Identity outputs) with range [0, 1].
     var probabilityValues: [String]
+    /// `value` holds a Softmax's probabilities that could not be stripped, because a reshape
+    /// (Reshape, Flatten, Squeeze, Unsqueeze) sits between it and `output`: the loss then reads
+    /// them as probabilities, where reading them as logits would train against softmax(p).
+    var probabilities: Bool
+
+    /// Ops that change a value's shape and nothing else, so a Softmax behind them still makes
+    /// the output probabilities.
+    private static let reshapes: Set<String> = ["Reshape", "Flatten", "Squeeze", "Unsqueeze"]
 
     init(model: Model, loss: FineTuneConfiguration.LossKind) throws {
         let outputs = model.graph.outputs
@@ -25,21 +33,28 @@ struct TrainingTarget: Equatable {
         value = scored.name
         strippedSoftmax = false
         probabilityValues = []
+        probabilities = false
         guard loss == .crossEntropy else { return }
         var producer: [String: Node] = [:]
         for node in model.graph.nodes { for name in node.outputs { producer[name] = node } }
         var current = scored.name
         var passed: [String] = []
-        while let node = producer[current] {
-            if node.opType == "Identity" {
+        var reshaped = false
+        while let node = producer[current], let first = node.inputs.first {
+            if node.opType == "Identity" || Self.reshapes.contains(node.opType) {
+                reshaped = reshaped || node.opType != "Identity"
                 passed.append(current)
-                current = node.inputs[0]
+                current = first
                 continue
             }
             if node.opType == "Softmax", node.inputs.count == 1 {
-                value = node.inputs[0]
-                strippedSoftmax = true
-                probabilityValues = passed + [current]
+                if reshaped {
+                    probabilities = true
+                } else {
+                    value = first
+                    strippedSoftmax = true
+                    probabilityValues = passed + [current]
+                }
             }
             break
         }

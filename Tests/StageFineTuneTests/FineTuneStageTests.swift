@@ -36,7 +36,7 @@ struct FineTuneStageTests {
 
     @Test("equal seeds give bit-identical weights; another seed does not")
     func reproducible() throws {
-        let start = DigitsFixture.damaged(try DigitsFixture.model(), sparsity: 0.5)
+        let start = DigitsFixture.damaged(try DigitsFixture.model(), sparsity: 0.9)
         func train(seed: Int) throws -> [Float] {
             var model = start
             let stage = try DigitsFixture.stage(["dataset": .string("small"), "steps": .number(12), "seed": .number(Double(seed)), "optimizer": .string("sgd"), "lr": .number(0.05)])
@@ -102,7 +102,7 @@ struct FineTuneStageTests {
 
     @Test("frozen layers keep their weights")
     func freeze() throws {
-        let start = DigitsFixture.damaged(try DigitsFixture.model(), sparsity: 0.5)
+        let start = DigitsFixture.damaged(try DigitsFixture.model(), sparsity: 0.9)
         var model = start
         let stage = try DigitsFixture.stage(["dataset": .string("small"), "steps": .number(5), "freeze": .array([.string("coefficient"), .string("intercepts*")])])
         _ = try stage.run(&model, context: DigitsFixture.context())
@@ -182,6 +182,53 @@ struct FineTuneStageTests {
             _ = try train(teacher: "missing.onnx", context: context)
         } throws: { error in
             (error as? NNPipeError)?.path == "stages[0].distill.teacher" && "\(error)".contains("missing.onnx")
+        }
+    }
+
+    /// The digits MLP with a Reshape to [-1, 10] right after its Softmax (before the Identity to
+    /// the 'probabilities' output): the same function, with the Softmax no longer at the output.
+    static func reshapedAfterSoftmax(_ model: Model) throws -> Model {
+        var model = model
+        let softmax = try #require(model.graph.nodes.firstIndex { $0.opType == "Softmax" })
+        let probabilities = model.graph.nodes[softmax].outputs[0]
+        model.graph.nodes[softmax].outputs = ["softmax_output"]
+        model.graph.initializers.append(Tensor(name: "class_rows", shape: [2], values: [Int64(-1), 10]))
+        model.graph.nodes.insert(Node(name: "reshape_classes", opType: "Reshape", inputs: ["softmax_output", "class_rows"], outputs: [probabilities]), at: softmax + 1)
+        return model
+    }
+
+    /// Cross-entropy of probabilities has the same gradient at the Softmax's input as that of
+    /// logits (p - y), so a Softmax behind a Reshape must train as the stripped Softmax does;
+    /// read as logits, its probabilities would train against softmax(p) and drift apart.
+    @Test("a Softmax behind a Reshape trains as a Softmax at the output does")
+    func softmaxBehindReshape() throws {
+        let start = DigitsFixture.damaged(try DigitsFixture.model(), sparsity: 0.9)
+        let reshaped = try Self.reshapedAfterSoftmax(start)
+        #expect(try TrainingTarget(model: reshaped, loss: .crossEntropy).probabilities)
+        #expect(try TrainingTarget(model: start, loss: .crossEntropy).strippedSoftmax)
+        let stage = try DigitsFixture.stage(["dataset": .string("small"), "steps": .number(16), "lr": .number(0.05)])
+        var direct = start
+        var behind = reshaped
+        _ = try stage.run(&direct, context: DigitsFixture.context())
+        _ = try stage.run(&behind, context: DigitsFixture.context())
+        var largest: Float = 0
+        var moved: Float = 0
+        for name in DigitsFixture.weightNames {
+            for ((a, b), c) in zip(zip(DigitsFixture.weights(direct, name), DigitsFixture.weights(behind, name)), DigitsFixture.weights(start, name)) {
+                largest = max(largest, abs(a - b))
+                moved = max(moved, abs(a - c))
+            }
+        }
+        #expect(moved > 0.01, "training moved the weights")
+        #expect(largest < moved * 1e-3, "largest difference \(largest), largest step \(moved)")
+        let accuracies = (start: try DigitsFixture.accuracy(start), direct: try DigitsFixture.accuracy(direct), behind: try DigitsFixture.accuracy(behind))
+        #expect(abs(accuracies.behind - accuracies.direct) < 0.5 / 450, "\(accuracies)")
+        #expect(accuracies.behind > accuracies.start + 0.2, "\(accuracies)")
+        // Distillation needs the student's logits, which a reshaped Softmax no longer shows.
+        let distilled = try DigitsFixture.stage(["dataset": .string("small"), "steps": .number(1), "distill": .object([])])
+        var student = reshaped
+        #expect { _ = try distilled.run(&student, context: DigitsFixture.context(original: start)) } throws: { error in
+            (error as? NNPipeError)?.path == "stages[0].distill" && "\(error)".contains("'probabilities'")
         }
     }
 

@@ -66,6 +66,29 @@ struct TrainingPartsTests {
         #expect(rowSums.allSatisfy { abs($0) < 1e-6 })
     }
 
+    /// Through the Softmax's backward pass, cross-entropy of probabilities must give the logits
+    /// the same gradient p - y as cross-entropy of logits, also for a label the model all but
+    /// rules out (p = e^-30 here, far below the 1e-7 a loss might floor p at).
+    @Test("probability cross-entropy through Softmax equals logit cross-entropy", arguments: [
+        [Float(0.3), -0.2, 0.9], [0, 15, 30], [-30, 0, 0],
+    ])
+    func probabilityCrossEntropy(row: [Float]) throws {
+        let logits = TrainingTensor(shape: [1, 3], values: row)
+        let largest = row.max()!
+        let sum = row.reduce(Float(0)) { $0 + exp($1 - largest) }
+        let probabilities = TrainingTensor(shape: [1, 3], values: row.map { exp($0 - largest) / sum })
+        let fromProbabilities = try Losses.crossEntropy(probabilities: probabilities, labels: [0])
+        let fromLogits = try Losses.crossEntropy(logits: logits, labels: [0])
+        #expect(abs(fromProbabilities.value - fromLogits.value) < 1e-4 * max(1, fromLogits.value))
+        let g = fromProbabilities.gradient.values
+        let p = probabilities.values
+        let dot = zip(g, p).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+        for column in 0..<3 {
+            let chained = p[column] * (g[column] - dot)  // Softmax's Jacobian-vector product
+            #expect(abs(chained - fromLogits.gradient.values[column]) < 1e-5, "column \(column): \(chained) vs \(fromLogits.gradient.values[column])")
+        }
+    }
+
     @Test("distillation gradient matches finite differences")
     func distillationGradient() throws {
         let teacher = TrainingTensor(shape: [2, 3], values: [2, 0.5, -1, 0, 1, 3])
