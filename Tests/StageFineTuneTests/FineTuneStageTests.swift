@@ -232,6 +232,36 @@ struct FineTuneStageTests {
         }
     }
 
+    /// A teacher whose Softmax sits behind a Reshape gives log p as its logits, which differ from
+    /// its real logits by one constant a row: distilling from it trains as from the original.
+    @Test("a teacher with a Softmax behind a Reshape distils as the original does")
+    func teacherBehindReshape() throws {
+        let original = try DigitsFixture.model()
+        let start = DigitsFixture.damaged(original, sparsity: 0.9)
+        let folder = try TestEnvironment.temporaryFolder("teacher-reshaped")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try ONNXFormat().write(try Self.reshapedAfterSoftmax(original), to: folder.appendingPathComponent("reshaped.onnx"))
+        var context = DigitsFixture.context(original: original)
+        context.formats = FormatRegistry([ONNXFormat()])
+        context.manifestDirectory = folder
+        func train(teacher: String) throws -> [Float] {
+            var model = start
+            let stage = try DigitsFixture.stage([
+                "dataset": .string("small"), "steps": .number(8), "lr": .number(0.01),
+                "distill": .object([("temperature", .number(4)), ("alpha", .number(1)), ("teacher", .string(teacher))]),
+            ])
+            _ = try stage.run(&model, context: context)
+            return DigitsFixture.weightNames.flatMap { DigitsFixture.weights(model, $0) }
+        }
+        let fromOriginal = try train(teacher: "input")
+        let fromReshaped = try train(teacher: "reshaped.onnx")
+        let before = DigitsFixture.weightNames.flatMap { DigitsFixture.weights(start, $0) }
+        let moved = zip(fromOriginal, before).map { abs($0 - $1) }.max() ?? 0
+        let largest = zip(fromOriginal, fromReshaped).map { abs($0 - $1) }.max() ?? 0
+        #expect(moved > 0.01)
+        #expect(largest < moved * 1e-3, "largest difference \(largest), largest step \(moved)")
+    }
+
     /// A teacher with other classes than the student is named at its option, in one line,
     /// on the first batch rather than as a shape mismatch deep in the loss.
     @Test("a teacher with other classes fails at distill.teacher")
