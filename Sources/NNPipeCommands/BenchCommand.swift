@@ -43,6 +43,11 @@ struct BenchCommand: ParsableCommand {
         let url = URL(fileURLWithPath: model).standardizedFileURL
         let loaded = try Toolkit.current.formats.read(url)
         try GraphCheck.validate(loaded, path: url.path)
+        // Every input is made here, so a failure below is the model's: its errors name the file.
+        do { try measure(loaded, url: url) } catch let error as NNPipeError { throw error.located(at: url.path) }
+    }
+
+    private func measure(_ loaded: Model, url: URL) throws {
         let plan = try ExecutionPlan(model: loaded, threads: threads, batchSize: batch)
         var generator = SeededGenerator(seed: 42)
         var feeds: [String: RuntimeTensor] = [:]
@@ -58,7 +63,9 @@ struct BenchCommand: ParsableCommand {
                     throw NNPipeError(.unsupported, "input '\(input.name)' has an unknown dimension \(index) (\(dimension)); only the first may be left to --batch", path: url.path)
                 }
             }
-            let count = dimensions.reduce(1, *)
+            guard let count = TensorSize.elements(dimensions), count <= TensorSize.byteLimit / 8 else {
+                throw NNPipeError(.invalidModel, "input '\(input.name)' has shape \(dimensions), which is negative or larger than this machine's memory", path: url.path)
+            }
             switch elementType {
             case .float: feeds[input.name] = RuntimeTensor(shape: dimensions, floats: (0..<count).map { _ in generator.nextUnit() })
             case .int64: feeds[input.name] = RuntimeTensor(shape: dimensions, values: (0..<count).map { _ in Int64(generator.next() % 10) })

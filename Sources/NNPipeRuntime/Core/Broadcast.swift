@@ -25,6 +25,7 @@ struct BroadcastPlan {
                 }
             }
         }
+        try TensorSize.check(result, nil)  // Expand's shape input is the model's to choose
         return result
     }
 

@@ -86,9 +86,13 @@ public enum ShapeInference {
             let inputs = node.inputs.map { $0.isEmpty ? nil : types[$0] }
             var rule = Rule(node: node, opset: opset, inputs: inputs, values: node.inputs.map { $0.isEmpty ? nil : values[$0] })
             let results = try domain == OperatorRegistry.machineLearningDomain ? rule.machineLearning() : rule.defaultDomain()
+            for result in results {
+                guard let shape = result.shape else { continue }
+                do { try TensorSize.check(shape, result.dataType, what: "output shape") } catch let error as KernelError { throw rule.fail(error.message) }
+            }
             // Folds only what stays small: a ConstantOfShape of a weight's shape (onnx's light models)
             // is the plan's to materialise, not inference's.
-            let small = results.allSatisfy { $0.shape.map { $0.reduce(1, *) <= ShapeInference.foldLimit } ?? true }
+            let small = results.allSatisfy { $0.shape.map { TensorSize.elements($0)! <= ShapeInference.foldLimit } ?? true }
             if small, try fold(node, domain: domain, opset: opset) { return }
             for (index, name) in node.outputs.enumerated() where !name.isEmpty {
                 types[name] = index < results.count ? results[index] : InferredTensor(dataType: nil, shape: nil)

@@ -79,12 +79,12 @@ extension ShapeInference.Rule {
         guard let input = shape(0) else { return nil }
         guard input.count >= 3 else { throw fail("input \(input) needs rank 3 or more") }
         guard let kernelShape = attributeInts("kernel_shape") else { throw fail("kernel_shape is required") }
-        return Array(input.prefix(2)) + (try window(Array(input.dropFirst(2)), kernelShape: kernelShape, what: "input \(input)"))
+        return Array(input.prefix(2)) + (try window(Array(input.dropFirst(2)), kernelShape: kernelShape, what: "input \(input)", pooling: true))
     }
 
-    private func window(_ spatial: [Int], kernelShape: [Int], what: String) throws -> [Int] {
+    private func window(_ spatial: [Int], kernelShape: [Int], what: String, pooling: Bool = false) throws -> [Int] {
         do {
-            return try SpatialGeometry(inputShape: spatial, kernelShape: kernelShape, attributes: try windowAttributes()).outputSpatialShape
+            return try SpatialGeometry(inputShape: spatial, kernelShape: kernelShape, attributes: try windowAttributes(), pooling: pooling).outputSpatialShape
         } catch let error as KernelError {
             throw NNPipeError(error.code == .unsupported ? .unsupported : .invalidModel,
                               fail("\(error.message) (\(what), kernel \(kernelShape))").message)
@@ -109,14 +109,15 @@ extension ShapeInference.Rule {
         }
         let total = input.reduce(1, *)
         if let inferred {
-            let known = output.enumerated().filter { $0.offset != inferred }.map(\.element).reduce(1, *)
+            let known = TensorSize.elements(output.enumerated().filter { $0.offset != inferred }.map(\.element)) ?? 0
             guard known > 0, total % known == 0 else {
                 throw fail("cannot reshape \(input) (\(total) elements) to \(target)")
             }
             output[inferred] = total / known
         }
-        guard output.reduce(1, *) == total else {
-            throw fail("cannot reshape \(input) (\(total) elements) to \(target) (\(output.reduce(1, *)) elements)")
+        guard let count = TensorSize.elements(output), count == total else {
+            let elements = TensorSize.elements(output).map(String.init) ?? "too many"
+            throw fail("cannot reshape \(input) (\(total) elements) to \(target) (\(elements) elements)")
         }
         return output
     }
@@ -185,7 +186,8 @@ extension ShapeInference.Rule {
             guard count > 0, length % count == 0 else { throw fail("axis \(splitAxis) of \(input) does not split into \(count) equal parts") }
             sizes = [Int](repeating: length / count, count: count)
         }
-        guard sizes.reduce(0, +) == length else { throw fail("split \(sizes) does not add up to axis \(splitAxis) of \(input)") }
+        guard sizes.allSatisfy({ $0 >= 0 }) else { throw fail("split \(sizes) has a negative size") }
+        guard sizes.reduce(0, &+) == length else { throw fail("split \(sizes) does not add up to axis \(splitAxis) of \(input)") }
         return sizes.map { size in
             var output = input
             output[splitAxis] = size
@@ -210,21 +212,12 @@ extension ShapeInference.Rule {
         guard ends.count == starts.count, sliced.count == starts.count, (steps?.count ?? starts.count) == starts.count else {
             throw fail("starts \(starts), ends \(ends), axes \(axes ?? []) and steps \(steps ?? []) differ in length")
         }
+        guard Set(sliced).count == sliced.count else { throw fail("axes \(axes ?? []) repeat an axis") }
         var output = input
         for (position, index) in sliced.enumerated() {
-            let length = input[index]
             let step = steps?[position] ?? 1
             guard step != 0 else { throw fail("a step of 0") }
-            func resolve(_ value: Int) -> Int { value < 0 ? value &+ length : value }
-            if step > 0 {
-                let start = min(max(resolve(starts[position]), 0), length)
-                let end = min(max(resolve(ends[position]), 0), length)
-                output[index] = max(0, (end - start + step - 1) / step)
-            } else {
-                let start = min(max(resolve(starts[position]), 0), length - 1)
-                let end = min(max(resolve(ends[position]), -1), length - 1)
-                output[index] = max(0, (start - end - step - 1) / -step)
-            }
+            output[index] = SliceRange(start: starts[position], end: ends[position], step: step, length: input[index]).count
         }
         return output
     }
@@ -247,7 +240,10 @@ extension ShapeInference.Rule {
         guard amounts.count == 2 * padded.count else { throw fail("pads \(amounts) do not fit \(padded.count) axes of \(input)") }
         var output = input
         for (position, index) in padded.enumerated() {
-            output[index] += amounts[position] + amounts[position + padded.count]
+            let (change, first) = amounts[position].addingReportingOverflow(amounts[position + padded.count])
+            let (size, second) = output[index].addingReportingOverflow(change)
+            guard !first, !second else { throw fail("pads \(amounts) are too large") }
+            output[index] = size
             guard output[index] >= 0 else { throw fail("pads \(amounts) remove more than axis \(index) of \(input) holds") }
         }
         return output

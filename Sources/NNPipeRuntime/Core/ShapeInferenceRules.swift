@@ -156,7 +156,11 @@ extension ShapeInference {
             case "Tile":
                 guard let input = shape(0), let repeats = integers(1) else { return [same().withShape(nil)] }
                 guard repeats.count == input.count else { throw fail("repeats \(repeats) do not fit input \(input)") }
-                return [tensor(type(0), zip(input, repeats).map(*))]
+                return [tensor(type(0), try zip(input, repeats).map { size, count in
+                    let (product, overflow) = size.multipliedReportingOverflow(by: count)
+                    guard count >= 0, !overflow else { throw fail("repeats \(repeats) are negative or too large for \(input)") }
+                    return product
+                })]
             case "ArgMax", "ArgMin":
                 guard let input = shape(0) else { return [tensor(.int64, nil)] }
                 let reduced = try axis(attributeInt("axis", 0), rank: input.count)

@@ -60,7 +60,8 @@ enum MovementKernels {
                 let chunk = (length + count - 1) / count
                 sizes = (0..<count).map { min(chunk, max(0, length - $0 * chunk)) }
             }
-            guard let sizes, sizes.count == outputCount, sizes.reduce(0, +) == length else {
+            if let sizes, !sizes.allSatisfy({ $0 >= 0 }) { throw KernelError("split \(sizes) has a negative size") }
+            guard let sizes, sizes.count == outputCount, sizes.reduce(0, &+) == length else {
                 throw KernelError("split sizes do not add up to \(length) over \(outputCount) outputs")
             }
             let outer = input.shape[..<dimension].reduce(1, *)
@@ -97,23 +98,15 @@ enum MovementKernels {
             var first = [Int](repeating: 0, count: input.rank)
             var step = [Int](repeating: 1, count: input.rank)
             var shape = input.shape
+            var sliced = Set<Int>()
             for (position, rawAxis) in axes.enumerated() {
                 let axis = try normalizedAxis(rawAxis, rank: input.rank)
-                let size = input.shape[axis]
+                guard sliced.insert(axis).inserted else { throw KernelError("axes \(axes) repeat an axis") }
                 let stride = steps[position]
                 guard stride != 0 else { throw KernelError("step 0") }
-                var start = starts[position] < 0 ? starts[position] &+ size : starts[position]
-                var end = ends[position] < 0 ? ends[position] &+ size : ends[position]
-                if stride > 0 {
-                    start = min(max(start, 0), size)
-                    end = min(max(end, 0), size)
-                    shape[axis] = max(0, (end - start + stride - 1) / stride)
-                } else {
-                    start = min(max(start, 0), size - 1)
-                    end = min(max(end, -1), size - 1)
-                    shape[axis] = max(0, (start - end + (-stride) - 1) / (-stride))
-                }
-                first[axis] = start
+                let range = SliceRange(start: starts[position], end: ends[position], step: stride, length: input.shape[axis])
+                shape[axis] = range.count
+                first[axis] = range.start
                 step[axis] = stride
             }
             let strides = contiguousStrides(input.shape)
@@ -178,8 +171,14 @@ enum MovementKernels {
             } else {
                 fill = RuntimeTensor(dataType: input.dataType, shape: [], zeroed: true)
             }
-            let shape = (0..<rank).map { input.shape[$0] + before[$0] + after[$0] }
+            let shape = try (0..<rank).map { axis -> Int in
+                let (partial, first) = input.shape[axis].addingReportingOverflow(before[axis])
+                let (total, second) = partial.addingReportingOverflow(after[axis])
+                guard !first, !second else { throw KernelError("pads \(requested) are too large") }
+                return total
+            }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw KernelError("pads \(requested) remove more than \(input.shape)") }
+            try TensorSize.check(shape, input.dataType, what: "padded shape")
             let strides = contiguousStrides(input.shape)
             let offsets = try (0..<rank).map { axis in
                 let size = input.shape[axis]
@@ -210,7 +209,12 @@ enum MovementKernels {
             let input = try inputs.required(0)
             let repeats = try inputs.required(1).integers.map { Int($0) }
             guard repeats.count == input.rank else { throw KernelError("repeats \(repeats) do not match rank \(input.rank)") }
-            let shape = (0..<input.rank).map { input.shape[$0] * repeats[$0] }
+            let shape = try (0..<input.rank).map { axis -> Int in
+                let (product, overflow) = input.shape[axis].multipliedReportingOverflow(by: repeats[axis])
+                guard repeats[axis] >= 0, !overflow else { throw KernelError("repeats \(repeats) are negative or too large for \(input.shape)") }
+                return product
+            }
+            try TensorSize.check(shape, input.dataType, what: "tiled shape")
             let strides = contiguousStrides(input.shape)
             let offsets = (0..<input.rank).map { axis in (0..<shape[axis]).map { Optional(($0 % input.shape[axis]) * strides[axis]) } }
             return [try AxisGather.run(input, outputShape: shape, offsets: offsets)]

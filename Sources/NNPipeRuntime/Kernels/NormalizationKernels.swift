@@ -10,7 +10,8 @@ enum NormalizationKernels {
         if spec.opset < 9, spec.int("spatial", 1) == 0 { throw spec.unsupported("spatial=0 is not supported") }
         return ClosureKernel { inputs, context in
             let input = try inputs.required(0)
-            guard input.dataType == .float, input.rank >= 2 else { throw unsupportedType(input.dataType) }
+            guard input.dataType == .float else { throw unsupportedType(input.dataType) }
+            guard input.rank >= 2 else { throw KernelError("input \(input.shape) needs rank 2 or more") }
             let channels = input.shape[1]
             let scale = try inputs.required(1).floats
             let bias = try inputs.required(2).floats
@@ -60,10 +61,14 @@ enum NormalizationKernels {
         let epsilon = spec.float("epsilon", 1e-5)
         return ClosureKernel { inputs, _ in
             let input = try inputs.required(0)
-            guard input.dataType == .float, input.rank >= 3 else { throw unsupportedType(input.dataType) }
+            guard input.dataType == .float else { throw unsupportedType(input.dataType) }
+            guard input.rank >= 3 else { throw KernelError("input \(input.shape) needs rank 3 or more") }
             let scale = try inputs.required(1).floats
             let bias = try inputs.required(2).floats
             let channels = input.shape[1]
+            guard scale.count == channels, bias.count == channels else {
+                throw KernelError("scale [\(scale.count)] and bias [\(bias.count)] need \(channels) values, one per channel")
+            }
             let spatial = input.shape[2...].reduce(1, *)
             let result = RuntimeTensor(dataType: .float, shape: input.shape)
             input.withUnsafeBuffer(of: Float.self) { source in
@@ -132,9 +137,11 @@ enum NormalizationKernels {
         let beta = spec.float("beta", 0.75)
         let bias = spec.float("bias", 1)
         guard let size = spec.attribute("size")?.intValue.map({ Int($0) }) else { throw spec.invalid("LRN needs 'size'") }
+        guard size >= 1 else { throw spec.invalid("size \(size) (below 1)") }
         return ClosureKernel { inputs, _ in
             let input = try inputs.required(0)
-            guard input.dataType == .float, input.rank >= 3 else { throw unsupportedType(input.dataType) }
+            guard input.dataType == .float else { throw unsupportedType(input.dataType) }
+            guard input.rank >= 3 else { throw KernelError("input \(input.shape) needs rank 3 or more") }
             let channels = input.shape[1]
             let spatial = input.shape[2...].reduce(1, *)
             let result = RuntimeTensor(dataType: .float, shape: input.shape)

@@ -16,7 +16,7 @@ enum PoolingKernels {
                 guard original.dataType == .float || (maximum && integral) else { throw unsupportedType(original.dataType) }
                 let input = integral ? RuntimeTensor(shape: original.shape, floats: original.floats) : original
                 guard input.rank >= 3 else { throw KernelError("pooling needs N, C and spatial axes") }
-                let geometry = try SpatialGeometry(inputShape: Array(input.shape[2...]), kernelShape: attributes.kernelShape!, attributes: attributes)
+                let geometry = try SpatialGeometry(inputShape: Array(input.shape[2...]), kernelShape: attributes.kernelShape!, attributes: attributes, pooling: true)
                 let planes = input.shape[0] * input.shape[1]
                 let shape = Array(input.shape[..<2]) + geometry.outputSpatialShape
                 let result = RuntimeTensor(dataType: .float, shape: shape)
@@ -260,7 +260,8 @@ enum PoolingKernels {
         { _ in
             ClosureKernel { inputs, context in
                 let input = try inputs.required(0)
-                guard input.dataType == .float, input.rank >= 3 else { throw unsupportedType(input.dataType) }
+                guard input.dataType == .float else { throw unsupportedType(input.dataType) }
+                guard input.rank >= 3 else { throw KernelError("input \(input.shape) needs rank 3 or more") }
                 let planes = input.shape[0] * input.shape[1]
                 let size = input.shape[2...].reduce(1, *)
                 let result = RuntimeTensor(dataType: .float, shape: Array(input.shape[..<2]) + [Int](repeating: 1, count: input.rank - 2))

@@ -76,9 +76,16 @@ enum ResizeKernel {
                 roiEnd[axis] = roiValues[position + axes.count]
             }
         }
+        // Scales and sizes are the model's own numbers: a NaN, infinite or huge one must fail
+        // here, not trap converting to Int or allocate terabytes.
+        func length(_ value: Double) throws -> Int {
+            guard value.isFinite, value >= 0, value < 0x1p53 else { throw KernelError("an output length of \(value) from scales or sizes") }
+            return Int(value)
+        }
         if let sizesTensor, sizesTensor.elementCount > 0 {
             let sizes = sizesTensor.integers.map { Int($0) }
             guard sizes.count == axes.count else { throw KernelError("sizes \(sizes) do not fit axes \(axes)") }
+            guard sizes.allSatisfy({ $0 >= 0 }) else { throw KernelError("sizes \(sizes) include a negative size") }
             if settings.aspectPolicy == "stretch" {
                 for (position, axis) in axes.enumerated() {
                     outputShape[axis] = sizes[position]
@@ -89,20 +96,22 @@ enum ResizeKernel {
                 let common = settings.aspectPolicy == "not_larger" ? ratios.min()! : ratios.max()!
                 for axis in axes {
                     scales[axis] = common
-                    outputShape[axis] = Int((common * Double(inputShape[axis]) + 0.5).rounded(.down))
+                    outputShape[axis] = try length((common * Double(inputShape[axis]) + 0.5).rounded(.down))
                 }
             }
         } else if let scalesTensor, scalesTensor.elementCount > 0 {
             let given = scalesTensor.floats.map(Double.init)
             guard given.count == axes.count else { throw KernelError("scales \(given) do not fit axes \(axes)") }
+            guard given.allSatisfy({ $0.isFinite && $0 > 0 }) else { throw KernelError("scales \(given) must be finite and above 0") }
             for (position, axis) in axes.enumerated() {
                 scales[axis] = given[position]
                 let extent = settings.coordinateMode == "tf_crop_and_resize" ? roiEnd[axis] - roiStart[axis] : 1
-                outputShape[axis] = Int((Double(inputShape[axis]) * extent * given[position]).rounded(.down))
+                outputShape[axis] = try length((Double(inputShape[axis]) * extent * given[position]).rounded(.down))
             }
         } else {
             throw KernelError("Resize needs scales or sizes")
         }
+        try TensorSize.check(outputShape, .float, what: "output shape")
         return Geometry(outputShape: outputShape, scales: scales, roiStart: roiStart, roiEnd: roiEnd)
     }
 

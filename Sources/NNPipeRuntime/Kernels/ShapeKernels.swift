@@ -22,6 +22,7 @@ enum ShapeKernels {
         return ClosureKernel { inputs, _ in
             let shape = try inputs.required(0).integers.map { Int($0) }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw KernelError("negative dimension in \(shape)") }
+            try TensorSize.check(shape, value.dataType)
             let result = RuntimeTensor(dataType: value.dataType, shape: shape)
             for index in 0..<result.elementCount { copyElements(from: value, at: 0, to: result, at: index, count: 1) }
             return [result]
@@ -82,11 +83,11 @@ enum ShapeKernels {
                 shape[axis] = input.shape[axis]
             }
             if let inferred = shape.firstIndex(of: -1) {
-                let known = shape.enumerated().filter { $0.offset != inferred }.map(\.element).reduce(1, *)
+                let known = TensorSize.elements(shape.enumerated().filter { $0.offset != inferred }.map(\.element)) ?? 0
                 guard known > 0, input.elementCount % known == 0 else { throw KernelError("cannot reshape \(input.shape) to \(requested)") }
                 shape[inferred] = input.elementCount / known
             }
-            guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == input.elementCount else {
+            guard TensorSize.elements(shape) == input.elementCount else {
                 throw KernelError("cannot reshape \(input.shape) to \(requested)")
             }
             return [input.reshaped(shape)]

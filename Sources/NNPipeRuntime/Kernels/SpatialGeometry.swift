@@ -44,7 +44,9 @@ struct SpatialGeometry: Sendable {
     }
 
     /// Forward geometry (Conv and pools): output size from input, kernel, pads or auto_pad.
-    init(inputShape: [Int], kernelShape: [Int], attributes: Attributes) throws {
+    /// - Parameter pooling: also refuse pads as large as the kernel, as onnxruntime does for pools:
+    ///   a window wholly in the padding has no element to take the maximum or mean of.
+    init(inputShape: [Int], kernelShape: [Int], attributes: Attributes, pooling: Bool = false) throws {
         let rank = inputShape.count
         guard (1...3).contains(rank), kernelShape.count == rank else {
             throw KernelError("spatial rank \(rank) is not supported (1 to 3 are)", code: .unsupported)
@@ -56,6 +58,8 @@ struct SpatialGeometry: Sendable {
         guard strides.count == rank, dilations.count == rank, pads.count == 2 * rank,
               strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 })
         else { throw KernelError("strides, dilations or pads do not fit spatial rank \(rank)") }
+        guard kernelShape.allSatisfy({ $0 > 0 }) else { throw KernelError("kernel \(kernelShape) has a size below 1") }
+        guard pads.allSatisfy({ $0 >= 0 }) else { throw KernelError("pads \(pads) are negative") }
         var output = [Int](repeating: 0, count: rank)
         for axis in 0..<rank {
             let extent = (kernelShape[axis] - 1) * dilations[axis] + 1
@@ -80,6 +84,9 @@ struct SpatialGeometry: Sendable {
                     output[axis] = span / strides[axis] + 1
                 }
             }
+        }
+        if pooling, let axis = (0..<rank).first(where: { pads[$0] >= kernelShape[$0] || pads[$0 + rank] >= kernelShape[$0] }) {
+            throw KernelError("pads \(pads) are not smaller than kernel \(kernelShape) on spatial axis \(axis)")
         }
         let lead = [Int](repeating: 1, count: 3 - rank)
         let zeros = [Int](repeating: 0, count: 3 - rank)
