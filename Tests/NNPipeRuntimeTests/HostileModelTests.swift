@@ -53,6 +53,12 @@ import Testing
                 initializers: [], expected: "not smaller than kernel [2, 2]"),
         Hostile(label: "AveragePool with an empty window", node: node("AveragePool", ["x"], [.ints("kernel_shape", [0, 0])]),
                 initializers: [], expected: "kernel [0, 0] has a size below 1"),
+        Hostile(label: "Conv dilated by 2^62", node: node("Conv", ["x", "w"], [.ints("dilations", [1 << 62, 1])]),
+                initializers: [Tensor(name: "w", shape: [4, 3, 3, 3], values: [Float](repeating: 1, count: 108))], expected: "is beyond 16777216"),
+        Hostile(label: "MaxPool window of 2^62", node: node("MaxPool", ["x"], [.ints("kernel_shape", [1 << 62, 2]), .ints("pads", [1 << 61, 0, 1 << 61, 0])]),
+                initializers: [], expected: "is beyond 16777216"),
+        Hostile(label: "ConvTranspose with stride 0", node: node("ConvTranspose", ["x", "w"], [.ints("strides", [0, 0])]),
+                initializers: [Tensor(name: "w", shape: [3, 2, 3, 3], values: [Float](repeating: 1, count: 54))], expected: "do not fit spatial rank 2"),
         Hostile(label: "InstanceNormalization with 5 scales for 3 channels", node: node("InstanceNormalization", ["x", "scale", "bias"]),
                 initializers: [floats("scale", [1, 1, 1, 1, 1]), floats("bias", [0, 0, 0, 0, 0])], expected: "need 3 values, one per channel"),
     ]
@@ -82,6 +88,29 @@ import Testing
             #expect(error.message.contains("hostile"), "names the node: \(error.message)")
             #expect(!error.message.contains("\n"))
         }
+    }
+
+    /// A product over an empty inner dimension is legal and all bias: [2, 0] × [0, 5], a Conv of
+    /// an image with no channels. BLAS refuses a leading dimension of 0; the wrapper answers first.
+    @Test(arguments: [
+        (opType: "Gemm", input: [2, 0], weights: [0, 5], output: [2, 5]),
+        (opType: "MatMul", input: [2, 0], weights: [0, 5], output: [2, 5]),
+        (opType: "Conv", input: [1, 0, 8, 8], weights: [4, 0, 3, 3], output: [1, 4, 6, 6]),
+    ])
+    func emptyInnerDimensionGivesTheBias(opType: String, input: [Int], weights: [Int], output: [Int]) throws {
+        let bias = opType == "MatMul" ? [] : [Tensor(name: "b", shape: [output[1]], values: (0..<output[1]).map(Float.init))]
+        let model = Model(opsetImports: [OperatorSetID(domain: "", version: 17)],
+                          graph: Graph(name: "empty", nodes: [Node(opType: opType, inputs: ["x", "w"] + bias.map(\.name), outputs: ["y"])],
+                                       inputs: [ValueInfo(name: "x", type: .tensor(elementType: .float, shape: input.map { .fixed($0) }))],
+                                       outputs: [ValueInfo(name: "y", type: .unspecified)],
+                                       initializers: [Tensor(name: "w", shape: weights, values: [Float]())] + bias))
+        let result = try ExecutionPlan(model: model, threads: 1).run(inputs: ["x": RuntimeTensor(shape: input, floats: [])])["y"]!
+        #expect(result.shape == output)
+        let perChannel = output.count == 4 ? output[2] * output[3] : 1
+        let expected = (0..<result.elementCount).map { index -> Float in
+            bias.isEmpty ? 0 : Float(output.count == 4 ? (index / perChannel) % output[1] : index % output[1])
+        }
+        #expect(result.floats == expected)
     }
 
     /// Slice bounds and steps at Int64's ends ("from the start", "to the end", "one element")

@@ -26,12 +26,13 @@ public enum BLAS {
         into c: UnsafeMutablePointer<Float>, leadingC: Int, alpha: Float = 1, beta: Float = 0, threads: Int? = nil
     ) {
         guard m > 0, n > 0 else { return }
-        precondition(leadingA >= max(1, transposeA ? m : k) && leadingB >= max(1, transposeB ? k : n) && leadingC >= n,
-                     "BLAS leading dimensions do not fit the matrix shapes")
+        // An empty inner dimension (a Gemm of [m, 0] by [0, n]) is a legal product: beta · C.
         if k == 0 {
-            for row in 0..<m { for column in 0..<n { c[row * leadingC + column] *= beta } }
+            for row in 0..<m { for column in 0..<n { c[row * leadingC + column] = beta == 0 ? 0 : c[row * leadingC + column] * beta } }
             return
         }
+        precondition(leadingA >= max(1, transposeA ? m : k) && leadingB >= max(1, transposeB ? k : n) && leadingC >= n,
+                     "BLAS leading dimensions do not fit the matrix shapes")
         settings.ensureSingleThreadedLibrary()
         let a = UncheckedSendable(value: a), b = UncheckedSendable(value: b), c = UncheckedSendable(value: c)
         split(rows: m, columns: n, inner: k, threads: threads ?? self.threads) { rows, columns in
@@ -50,12 +51,13 @@ public enum BLAS {
         into c: UnsafeMutablePointer<Double>, leadingC: Int, alpha: Double = 1, beta: Double = 0, threads: Int? = nil
     ) {
         guard m > 0, n > 0 else { return }
-        precondition(leadingA >= max(1, transposeA ? m : k) && leadingB >= max(1, transposeB ? k : n) && leadingC >= n,
-                     "BLAS leading dimensions do not fit the matrix shapes")
+        // An empty inner dimension (a Gemm of [m, 0] by [0, n]) is a legal product: beta · C.
         if k == 0 {
-            for row in 0..<m { for column in 0..<n { c[row * leadingC + column] *= beta } }
+            for row in 0..<m { for column in 0..<n { c[row * leadingC + column] = beta == 0 ? 0 : c[row * leadingC + column] * beta } }
             return
         }
+        precondition(leadingA >= max(1, transposeA ? m : k) && leadingB >= max(1, transposeB ? k : n) && leadingC >= n,
+                     "BLAS leading dimensions do not fit the matrix shapes")
         settings.ensureSingleThreadedLibrary()
         let a = UncheckedSendable(value: a), b = UncheckedSendable(value: b), c = UncheckedSendable(value: c)
         split(rows: m, columns: n, inner: k, threads: threads ?? self.threads) { rows, columns in

@@ -60,6 +60,7 @@ struct SpatialGeometry: Sendable {
         else { throw KernelError("strides, dilations or pads do not fit spatial rank \(rank)") }
         guard kernelShape.allSatisfy({ $0 > 0 }) else { throw KernelError("kernel \(kernelShape) has a size below 1") }
         guard pads.allSatisfy({ $0 >= 0 }) else { throw KernelError("pads \(pads) are negative") }
+        try Self.checkMagnitudes(kernelShape + strides + dilations + pads)
         var output = [Int](repeating: 0, count: rank)
         for axis in 0..<rank {
             let extent = (kernelShape[axis] - 1) * dilations[axis] + 1
@@ -112,9 +113,16 @@ struct SpatialGeometry: Sendable {
         let same = attributes.autoPad == "SAME_UPPER" || attributes.autoPad == "SAME_LOWER"
         var pads = attributes.pads ?? [Int](repeating: 0, count: 2 * rank)
         var output = [Int](repeating: 0, count: rank)
-        guard strides.count == rank, dilations.count == rank, pads.count == 2 * rank, extraPadding.count == rank else {
-            throw KernelError("strides, dilations, pads or output_padding do not fit spatial rank \(rank)")
+        guard strides.count == rank, dilations.count == rank, pads.count == 2 * rank, extraPadding.count == rank,
+              strides.allSatisfy({ $0 > 0 }), dilations.allSatisfy({ $0 > 0 }), (outputShape?.count ?? rank) == rank
+        else {
+            throw KernelError("strides, dilations, pads, output_padding or output_shape do not fit spatial rank \(rank)")
         }
+        guard kernelShape.allSatisfy({ $0 > 0 }) else { throw KernelError("kernel \(kernelShape) has a size below 1") }
+        guard extraPadding.allSatisfy({ $0 >= 0 }), (outputShape ?? []).allSatisfy({ $0 >= 0 }) else {
+            throw KernelError("output_padding \(extraPadding) or output_shape \(outputShape ?? []) is negative")
+        }
+        try Self.checkMagnitudes(kernelShape + strides + dilations + pads + extraPadding + (outputShape ?? []))
         for axis in 0..<rank {
             let natural = strides[axis] * (inputShape[axis] - 1) + extraPadding[axis] + (kernelShape[axis] - 1) * dilations[axis] + 1
             if same && attributes.pads == nil {
@@ -130,6 +138,7 @@ struct SpatialGeometry: Sendable {
             } else {
                 output[axis] = natural - pads[axis] - pads[axis + rank]
             }
+            guard output[axis] >= 0 else { throw KernelError("pads \(pads) remove more than the output holds") }
         }
         let lead = [Int](repeating: 1, count: 3 - rank)
         let zeros = [Int](repeating: 0, count: 3 - rank)
@@ -143,6 +152,16 @@ struct SpatialGeometry: Sendable {
     }
 
     var outputSpatialShape: [Int] { Array(output.suffix(spatialRank)) }
+
+    /// Window attributes past this bound describe no real model, and products of two of them
+    /// with a dimension (a stride times an input length) could overflow: refused.
+    static let attributeLimit = 1 << 24
+
+    static func checkMagnitudes(_ values: [Int]) throws {
+        if let large = values.first(where: { abs($0) > attributeLimit }) {
+            throw KernelError("a kernel, stride, dilation or pad of \(large) is beyond \(attributeLimit)")
+        }
+    }
 
     /// Writes the im2col matrix of one image's `channels` planes: rows (channel, kernel offset),
     /// columns output positions; out-of-image taps are 0. Rows start `rowStride` elements apart
