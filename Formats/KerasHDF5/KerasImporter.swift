@@ -105,6 +105,11 @@ struct KerasImporter {
             throw NNPipeError(.invalidModel, "input layer '\(layer.name)' has no batch_shape")
         }
         let shape: [Int?] = shapeList.map { $0.integerValue }
+        // A dimension is a count of elements: 0 or more, and small enough that products of them
+        // (a Flatten's feature count) cannot overflow.
+        if let bad = shape.compactMap({ $0 }).first(where: { $0 < 0 || $0 > 1 << 31 }) {
+            throw NNPipeError(.invalidModel, "input layer '\(layer.name)' has dimension \(bad) in its batch_shape [\(shape.map { $0.map(String.init) ?? "None" }.joined(separator: ", "))]")
+        }
         let dataType = Self.dataType(of: layer.config) ?? .float
         let dimensions: [Dimension] = shape.enumerated().map { index, extent in
             extent.map(Dimension.fixed) ?? (index == 0 ? .symbolic("batch") : .symbolic("\(layer.name)_\(index)"))

@@ -44,6 +44,14 @@ struct KerasBadInputTests {
         ConfigCase(description: "layer without its weights", fixture: "k2_sequential_cnn.h5", find: #""name": "logits""#,
                    replace: #""name": "renamed""#, code: .invalidModel, message: "the file holds 0 weights for it, expected 2"),
         ConfigCase(description: "not JSON", fixture: "k3_mlp.h5", find: "{", replace: "<", code: .invalidModel, message: "model_config is not valid JSON"),
+        // Each of the next three trapped the process before (a division by zero, Int overflow in a Flatten).
+        ConfigCase(description: "stride 0", fixture: "k2_sequential_cnn.h5", find: #""strides": [1, 1], "padding": "same""#,
+                   replace: #""strides": [0, 0], "padding": "same""#, code: .invalidModel, message: "'strides' is [0,0], expected sizes from 1 to 16777216"),
+        ConfigCase(description: "pool larger than its input", fixture: "k2_sequential_cnn.h5", find: #""pool_size": [2, 2]"#,
+                   replace: #""pool_size": [9, 9]"#, code: .invalidModel, message: "its window of 9 is larger than the input's 8 on spatial axis 0"),
+        ConfigCase(description: "input of 2^40 rows", fixture: "k2_sequential_cnn.h5", find: #""batch_input_shape": [null, 8, 8, 1]"#,
+                   replace: #""batch_input_shape": [null, 1099511627776, 8, 1]"#, code: .invalidModel,
+                   message: "input layer 'image' has dimension 1099511627776 in its batch_shape [None, 1099511627776, 8, 1]"),
     ]
 
     @Test("bad model configs fail with one line naming the problem", arguments: configCases)
