@@ -13,19 +13,13 @@ extension KerasImporter {
     func window(_ layer: KerasLayerConfig, spatialRank: Int, kernelKey: String = "kernel_size") throws -> Window {
         let format = try layer.string("data_format", default: "channels_last")
         guard format == "channels_last" else { throw layer.unsupported("data_format '\(format)' is not supported") }
-        let kernel = try layer.integers(kernelKey, count: spatialRank)
-        let window = Window(
-            kernel: kernel,
-            strides: try layer.integers("strides", count: spatialRank, default: Array(repeating: 1, count: spatialRank)),
-            dilations: try layer.integers("dilation_rate", count: spatialRank, default: Array(repeating: 1, count: spatialRank)),
-            padding: try layer.string("padding", default: "valid").lowercased())
         // A stride of 0 divides by zero below, and sizes past 2^24 describe no real layer but
         // overflow the window arithmetic: both are the file's mistake, named at their key.
-        for (key, values) in [(kernelKey, window.kernel), ("strides", window.strides), ("dilation_rate", window.dilations)]
-            where !values.allSatisfy({ (1...(1 << 24)).contains($0) }) {
-            throw layer.invalid(key, layer[key] ?? .null, "sizes from 1 to 16777216")
-        }
-        return window
+        return Window(
+            kernel: try layer.sizes(kernelKey, count: spatialRank),
+            strides: try layer.sizes("strides", count: spatialRank, default: Array(repeating: 1, count: spatialRank)),
+            dilations: try layer.sizes("dilation_rate", count: spatialRank, default: Array(repeating: 1, count: spatialRank)),
+            padding: try layer.string("padding", default: "valid").lowercased())
     }
 
     /// ONNX pad/size attributes and the output spatial extents for a Keras window over `spatial`.

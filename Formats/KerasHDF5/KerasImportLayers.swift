@@ -175,7 +175,11 @@ extension KerasImporter {
             builder.add("Elu", name: output, inputs: [input.name], output: output,
                         attributes: [.float("alpha", Float(try layer.number("alpha", default: 1)))])
         default: // Softmax
-            let axis = KerasGraphBuilder.axis(try layer.axis(), rank: input.rank, layout: input.layout)
+            let kerasAxis = try layer.axis()
+            guard (-input.rank..<input.rank).contains(kerasAxis) else {
+                throw layer.unsupported("axis \(kerasAxis) is outside the input's \(input.rank) axes")
+            }
+            let axis = KerasGraphBuilder.axis(kerasAxis, rank: input.rank, layout: input.layout)
             builder.add("Softmax", name: output, inputs: [input.name], output: output, attributes: [.int("axis", Int64(axis))])
         }
         return result
@@ -186,6 +190,9 @@ extension KerasImporter {
         if case .flattenedChannelsFirst = input.layout { value = builder.value(input, in: .keras) }
         let alphaShape: [Int?] = Array(value.shape.dropFirst())
         let sharedAxes = layer["shared_axes"].flatMap { $0.integerValue.map { [$0] } ?? $0.arrayValue?.compactMap(\.integerValue) } ?? []
+        guard sharedAxes.allSatisfy({ (1..<max(value.rank, 1)).contains($0) }) else {
+            throw layer.invalid("shared_axes", layer["shared_axes"] ?? .null, "axes from 1 to \(value.rank - 1)")
+        }
         let alpha = try weight(weights, 0, "alpha", layer, expected: alphaShape.enumerated().map { index, extent in
             let shared = sharedAxes.contains(index + 1)
             return shared ? 1 : extent

@@ -56,8 +56,12 @@ extension KerasImporter {
     }
 
     mutating func reshape(_ layer: KerasLayerConfig, _ input: KerasValue, _ output: String) throws -> KerasValue {
-        guard let target = layer["target_shape"]?.arrayValue?.compactMap(\.integerValue) else {
-            throw layer.unsupported("has no target_shape")
+        guard let entries = layer["target_shape"]?.arrayValue else { throw layer.unsupported("has no target_shape") }
+        let target = entries.compactMap(\.integerValue)
+        guard target.count == entries.count, target.allSatisfy({ $0 == -1 || (1...(1 << 31)).contains($0) }),
+              target.filter({ $0 == -1 }).count <= 1
+        else {
+            throw layer.invalid("target_shape", layer["target_shape"] ?? .null, "sizes from 1 to 2^31 and at most one -1")
         }
         let source = builder.value(input, in: .keras)
         let shapeName = layerConstant("shape", shape: [target.count + 1], integers: [0] + target.map(Int64.init))
@@ -71,8 +75,8 @@ extension KerasImporter {
     }
 
     mutating func permute(_ layer: KerasLayerConfig, _ input: KerasValue, _ output: String) throws -> KerasValue {
-        guard let dims = layer["dims"]?.arrayValue?.compactMap(\.integerValue), dims.count == input.rank - 1 else {
-            throw layer.unsupported("'dims' must list every non-batch axis")
+        guard let dims = layer["dims"]?.arrayValue?.compactMap(\.integerValue), dims.sorted() == Array(1..<max(input.rank, 1)) else {
+            throw layer.unsupported("'dims' must list every non-batch axis (1 to \(input.rank - 1)) once")
         }
         let source = builder.value(input, in: .keras)
         builder.add("Transpose", name: output, inputs: [source.name], output: output, attributes: [.ints("perm", [0] + dims.map(Int64.init))])
@@ -95,6 +99,11 @@ extension KerasImporter {
         let spatialRank = input.rank - 2
         guard spatialRank >= 1 else { throw layer.unsupported("input of rank \(input.rank) is not spatial") }
         let pairs = try layer.pairs("cropping", axes: spatialRank)
+        for (axis, (extent, pair)) in zip(input.spatial, pairs).enumerated() {
+            if let extent, pair.begin + pair.end >= extent {
+                throw layer.unsupported("cropping \(pair.begin) + \(pair.end) leaves nothing of the input's \(extent) on spatial axis \(axis)")
+            }
+        }
         let source = builder.value(input, in: .channelsFirst)
         let starts = layerConstant("starts", shape: [spatialRank], integers: pairs.map { Int64($0.begin) })
         let ends = layerConstant("ends", shape: [spatialRank],
@@ -107,7 +116,7 @@ extension KerasImporter {
 
     mutating func upSampling(_ layer: KerasLayerConfig, _ input: KerasValue, _ output: String) throws -> KerasValue {
         guard input.rank == 4 else { throw layer.unsupported("input of rank \(input.rank) is not 4-D") }
-        let size = try layer.integers("size", count: 2, default: [2, 2])
+        let size = try layer.sizes("size", count: 2, default: [2, 2])
         let interpolation = try layer.string("interpolation", default: "nearest")
         let source = builder.value(input, in: .channelsFirst)
         let scales = layerConstant("scales", shape: [4], values: [1, 1, Float(size[0]), Float(size[1])])

@@ -53,6 +53,27 @@ extension KerasLayerConfig {
 
     /// Begin/end pairs per spatial axis from `padding`/`cropping`: `n`, `[a, b]` (symmetric per axis) or `[[t, b], [l, r]]`.
     func pairs(_ key: String, axes: Int) throws -> [(begin: Int, end: Int)] {
+        let pairs = try unboundedPairs(key, axes: axes)
+        // Negative padding or cropping means nothing in Keras; past 2^24 it overflows the shape arithmetic.
+        guard pairs.allSatisfy({ (0...Self.sizeLimit).contains($0.begin) && (0...Self.sizeLimit).contains($0.end) }) else {
+            throw invalid(key, self[key] ?? .null, "sizes from 0 to \(Self.sizeLimit)")
+        }
+        return pairs
+    }
+
+    /// Kernel, stride, pool, padding and upsampling sizes past this describe no real layer.
+    static let sizeLimit = 1 << 24
+
+    /// `integers(key, count:)`, each from 1 to `sizeLimit`: window and upsampling sizes.
+    func sizes(_ key: String, count: Int, default fallback: [Int]? = nil) throws -> [Int] {
+        let values = try integers(key, count: count, default: fallback)
+        guard values.allSatisfy({ (1...Self.sizeLimit).contains($0) }) else {
+            throw invalid(key, self[key] ?? .null, "sizes from 1 to \(Self.sizeLimit)")
+        }
+        return values
+    }
+
+    private func unboundedPairs(_ key: String, axes: Int) throws -> [(begin: Int, end: Int)] {
         guard let value = self[key] else { throw NNPipeError(.invalidModel, "layer '\(name)' has no '\(key)'") }
         if let number = value.integerValue { return Array(repeating: (number, number), count: axes) }
         guard let list = value.arrayValue else { throw invalid(key, value, "integers or pairs") }

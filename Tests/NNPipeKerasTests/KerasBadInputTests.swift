@@ -52,6 +52,15 @@ struct KerasBadInputTests {
         ConfigCase(description: "input of 2^40 rows", fixture: "k2_sequential_cnn.h5", find: #""batch_input_shape": [null, 8, 8, 1]"#,
                    replace: #""batch_input_shape": [null, 1099511627776, 8, 1]"#, code: .invalidModel,
                    message: "input layer 'image' has dimension 1099511627776 in its batch_shape [None, 1099511627776, 8, 1]"),
+        // Permute to a missing axis indexed out of range; the others converted into graphs no runtime takes.
+        ConfigCase(description: "Permute to a missing axis", fixture: "k2_sequence.h5", find: #""dims": [2, 1]"#, replace: #""dims": [2, 7]"#,
+                   code: .unsupported, message: "'dims' must list every non-batch axis (1 to 2) once"),
+        ConfigCase(description: "negative cropping", fixture: "k2_separable.h5", find: #""cropping": [[1, 2], [2, 1]]"#,
+                   replace: #""cropping": [[-1, 2], [2, 1]]"#, code: .invalidModel, message: "'cropping' is [[-1,2],[2,1]], expected sizes from 0 to 16777216"),
+        ConfigCase(description: "upsampling by 0", fixture: "k2_extras.h5", find: #""size": [2, 2]"#, replace: #""size": [0, 2]"#,
+                   code: .invalidModel, message: "'size' is [0,2], expected sizes from 1 to 16777216"),
+        ConfigCase(description: "Softmax on a missing axis", fixture: "k2_mlp.h5", find: #""dtype": "float32", "axis": -1}, "name": "probabilities""#,
+                   replace: #""dtype": "float32", "axis": 5}, "name": "probabilities""#, code: .unsupported, message: "axis 5 is outside the input's 2 axes"),
     ]
 
     @Test("bad model configs fail with one line naming the problem", arguments: configCases)
