@@ -27,11 +27,12 @@ extension DatasetContainer {
 enum DatasetContainers {
     /// Opens `url` by its contents: HDF5 and zip magic bytes, `.npy` magic, or a folder of `.pb` files.
     static func open(_ url: URL) throws -> DatasetContainer {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-            throw NNPipeError(.io, "data set not found", path: url.path)
+        switch FileKind(url) {
+        case .missing: throw NNPipeError(.io, "data set not found", path: url.path)
+        case .folder: return try TensorProtoFolder(url: url)
+        case .special: throw NNPipeError(.io, FileKind.specialMessage, path: url.path)
+        case .regular: break
         }
-        if isDirectory.boolValue { return try TensorProtoFolder(url: url) }
         let file = try FileByteSource(url: url)
         let magic = try file.bytes(at: 0, count: min(8, file.count))
         // HDF5 allows a user block before the superblock: look at 0, 512, 1024, 2048.

@@ -179,6 +179,29 @@ struct CommandTests {
         #expect(try JSONParser.parse(counted.output)["warmup_runs"]?.integerValue == 2)
     }
 
+    /// A pipe blocks the first read forever and a device never ends: both are refused before
+    /// anything opens them, as a model, as data and in a manifest (the pipe case hung before).
+    @Test func pipesAndDevicesAreRefusedInOneLine() throws {
+        let folder = try TestEnvironment.temporaryFolder("special-files")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pipe = folder.appendingPathComponent("model.onnx").path
+        #expect(mkfifo(pipe, 0o600) == 0)
+        let (manifestFolder, manifest) = try Example.manifest(#"{"version": 1, "model": "/dev/zero", "output_dir": "out", "stages": []}"#)
+        defer { try? FileManager.default.removeItem(at: manifestFolder) }
+        let runs = [
+            (CapturedRun(["inspect", pipe]), pipe),
+            (CapturedRun(["eval", Example.model.path, "--data", pipe, "--inputs", "x"]), pipe),
+            (CapturedRun(["bench", "/dev/zero"]), "/dev/zero"),
+            (CapturedRun(["validate", manifest.path]), "model: "),
+        ]
+        for (run, named) in runs {
+            #expect(run.status == 1 || run.status == 2)
+            #expect(run.error.contains("is a pipe, socket or device, expected a regular file"), "\(run.error)")
+            #expect(run.error.contains(named))
+            #expect(run.error.split(separator: "\n").count == 1)
+        }
+    }
+
     @Test func inspectOfGarbageExitsOneWithOneLine() throws {
         let folder = try TestEnvironment.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -56,6 +56,8 @@ let badManifests: [BadManifest] = [
     BadManifest(name: "export outside output_dir", text: manifest("{\"stage\": \"export\", \"path\": \"../../etc/model.toy\"}"), path: "stages[0].path", fragment: "'..' is not allowed"),
     BadManifest(name: "export absolute path", text: manifest("{\"stage\": \"export\", \"path\": \"/tmp/model.toy\"}"), path: "stages[0].path", fragment: "absolute path"),
     BadManifest(name: "sparse initializers in a Keras file", text: manifest("{\"stage\": \"export\", \"path\": \"model.h5\", \"sparse_initializers\": true}"), path: "stages[0].sparse_initializers", fragment: "only ONNX files hold sparse initializers"),
+    BadManifest(name: "export path with a NUL", text: manifest("{\"stage\": \"export\", \"path\": \"a\\u0000b.toy\"}"), path: "stages[0].path", fragment: "control character U+0000"),
+    BadManifest(name: "output_dir with a newline", text: manifest("", extra: "\"output_dir\": \"o\\nut\","), path: "output_dir", fragment: "control character U+000A"),
     BadManifest(name: "export to a folder", text: manifest("{\"stage\": \"export\", \"path\": \"models/\"}"), path: "stages[0].path", fragment: "must name a file"),
     BadManifest(name: "two exports to one file", text: manifest("{\"stage\": \"export\", \"path\": \"a.toy\", \"format\": \"onnx\"}, {\"stage\": \"export\", \"path\": \"a.toy\", \"format\": \"onnx\"}"), path: "stages[1].path", fragment: "already written by stages[0]"),
     BadManifest(name: "dataset without path", text: manifest("", extra: "\"evaluate\": {\"dataset\": \"test\"},").replacingOccurrences(of: "\"test\": {\"path\": \"data.h5\",", with: "\"test\": {"), path: "datasets.test.path", fragment: "is required"),

@@ -86,11 +86,12 @@ public struct FormatRegistry: Sendable {
 
 enum FileHeader {
     static func read(_ url: URL, count: Int) throws -> [UInt8] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-            throw NNPipeError(.io, "no such file", path: url.path)
+        switch FileKind(url) {
+        case .missing: throw NNPipeError(.io, "no such file", path: url.path)
+        case .folder: throw NNPipeError(.io, "is a folder, expected a model file", path: url.path)
+        case .special: throw NNPipeError(.io, FileKind.specialMessage, path: url.path)
+        case .regular: break
         }
-        if isDirectory.boolValue { throw NNPipeError(.io, "is a folder, expected a model file", path: url.path) }
         guard let handle = FileHandle(forReadingAtPath: url.path) else {
             throw NNPipeError(.io, "cannot open for reading", path: url.path)
         }

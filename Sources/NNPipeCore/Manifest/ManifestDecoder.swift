@@ -120,7 +120,9 @@ public struct ManifestDecoder {
         // output_dir
         var outputDirectory = directory.appendingPathComponent("out").appendingPathComponent(name)
         if let value = root["output_dir"] {
-            if let text = value.stringValue, !text.isEmpty {
+            if let text = value.stringValue, let control = text.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+                problem("output_dir", "contains the control character U+\(String(format: "%04X", control.value))", at: value)
+            } else if let text = value.stringValue, !text.isEmpty {
                 outputDirectory = resolve(text, against: directory)
             } else {
                 problem("output_dir", "expected a non-empty string, got \(value.typeName)", at: value)

@@ -40,10 +40,13 @@ public struct PipelineRunner: Sendable {
         let manager = FileManager.default
         let file = manifest.file?.path
         var isDirectory: ObjCBool = false
-        if !manager.fileExists(atPath: manifest.model.path.path, isDirectory: &isDirectory) {
+        let modelKind = FileKind(manifest.model.path)
+        if modelKind == .missing {
             problems.append(NNPipeError(.invalidManifest, "model: file not found: \(manifest.model.path.path)", path: file))
-        } else if isDirectory.boolValue {
+        } else if modelKind == .folder {
             problems.append(NNPipeError(.invalidManifest, "model: is a folder, expected a model file: \(manifest.model.path.path)", path: file))
+        } else if modelKind == .special {
+            problems.append(NNPipeError(.invalidManifest, "model: \(FileKind.specialMessage): \(manifest.model.path.path)", path: file))
         } else if manifest.model.format == nil {
             do { _ = try formats.format(forInput: manifest.model.path) } catch let error as NNPipeError {
                 problems.append(NNPipeError(.invalidManifest, "model: \(error.message): \(manifest.model.path.path)", path: file))
@@ -51,8 +54,10 @@ public struct PipelineRunner: Sendable {
         }
         for name in manifest.datasetOrder {
             guard let dataset = manifest.datasets[name] else { continue }
-            if !manager.fileExists(atPath: dataset.path.path) {
-                problems.append(NNPipeError(.invalidManifest, "datasets.\(name).path: file not found: \(dataset.path.path)", path: file))
+            switch FileKind(dataset.path) {
+            case .missing: problems.append(NNPipeError(.invalidManifest, "datasets.\(name).path: file not found: \(dataset.path.path)", path: file))
+            case .special: problems.append(NNPipeError(.invalidManifest, "datasets.\(name).path: \(FileKind.specialMessage): \(dataset.path.path)", path: file))
+            case .folder, .regular: break
             }
         }
         if manager.fileExists(atPath: manifest.outputDirectory.path, isDirectory: &isDirectory), !isDirectory.boolValue {

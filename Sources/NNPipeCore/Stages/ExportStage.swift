@@ -56,6 +56,10 @@ public struct ExportStage: Stage {
         if path.hasSuffix("/") || path.isEmpty {
             throw options.error("path", "must name a file, got '\(path)'")
         }
+        // A NUL or newline would be percent-encoded into a name nobody asked for, or split the report's lines.
+        if let control = path.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) {
+            throw options.error("path", "contains the control character U+\(String(format: "%04X", control.value))")
+        }
     }
 
     public static func checkPlacement(_ invocation: StageInvocation, in pipeline: [StageInvocation]) -> [NNPipeError] {
