@@ -267,7 +267,12 @@ def reference_qdq(model_path, inputs_path, output_path, per_channel):
         def get_next(self):
             return next(self.batches, None)
 
-    quantize_static(model_path, output_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+    # quantize_static writes "<model>-inferred.onnx" beside the model it is given: work on a copy in
+    # the output's folder, so parallel test cases do not race on one file in Tests/Fixtures.
+    import shutil
+    private_copy = os.path.join(os.path.dirname(os.path.abspath(output_path)), "reference-input.onnx")
+    shutil.copyfile(model_path, private_copy)
+    quantize_static(private_copy, output_path, Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     print(json.dumps({"bytes": os.path.getsize(output_path)}))
 
