@@ -60,15 +60,7 @@ import Testing
         try GraphCheck.validate(model)
         let floatOutput = try QuantizeFixtures.runtimeOutput(original, fixture: example.fixture)
 
-        let ours: [Float]
-        do { ours = try QuantizeFixtures.runtimeOutput(model, fixture: example.fixture) } catch where example.options["weights"] == .string("bf16") {
-            // nnpipe's runtime does not hold bfloat16 tensors yet; check onnxruntime against the float model instead.
-            print("\(example.label): nnpipe's runtime cannot run it (\(error)); comparing onnxruntime with the float model")
-            guard let (reference, _, _, _) = try QuantizeFixtures.onnxruntimeOutput(model, fixture: example.fixture) else { return }
-            let agreement = QuantizeFixtures.agreement(QuantizeFixtures.predictions(floatOutput, classes: example.classes), QuantizeFixtures.predictions(reference, classes: example.classes))
-            #expect(agreement >= example.minimumAgreement)
-            return
-        }
+        let ours = try QuantizeFixtures.runtimeOutput(model, fixture: example.fixture)
         let floatPredictions = QuantizeFixtures.predictions(floatOutput, classes: example.classes)
         let ourPredictions = QuantizeFixtures.predictions(ours, classes: example.classes)
         let agreement = QuantizeFixtures.agreement(floatPredictions, ourPredictions)

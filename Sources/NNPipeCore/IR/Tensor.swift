@@ -175,3 +175,17 @@ public enum HalfPrecision {
         return sign | UInt16(result)
     }
 }
+
+/// bfloat16: the upper half of a float32's bits. Written by the quantize stage's bf16 weights
+/// and read back by the runtime's Cast, so both convert the same way.
+public enum BrainFloat {
+    public static func float(fromBits bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
+
+    /// Round-to-nearest-even float32 -> bfloat16, as onnx's and onnxruntime's conversions do (NaN kept quiet).
+    public static func bits(from value: Float) -> UInt16 {
+        let bits = value.bitPattern
+        if value.isNaN { return UInt16(bits >> 16) | 0x0040 }
+        let rounding = 0x7FFF + ((bits >> 16) & 1)
+        return UInt16((bits &+ rounding) >> 16)
+    }
+}

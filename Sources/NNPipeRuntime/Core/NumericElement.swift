@@ -110,6 +110,6 @@ func doubleValues(_ tensor: RuntimeTensor) throws -> [Double] {
         }
     }
     if tensor.dataType == .bool { return tensor.integers.map(Double.init) }
-    if tensor.dataType == .float16 { return tensor.floats.map(Double.init) }
+    if tensor.dataType == .float16 || tensor.dataType == .bfloat16 { return tensor.floats.map(Double.init) }
     return try visitNumeric(tensor.dataType, Reader(tensor: tensor))
 }

@@ -165,6 +165,7 @@ public struct RuntimeTensor: @unchecked Sendable, CustomStringConvertible {
         case .float: return values(as: Float.self)!
         case .double: return values(as: Double.self)!.map { Float($0) }
         case .float16: return values(as: UInt16.self, reinterpreting: true).map(HalfPrecision.float(fromBits:))
+        case .bfloat16: return values(as: UInt16.self, reinterpreting: true).map(BrainFloat.float(fromBits:))
         default: return integers.map { Float($0) }
         }
     }
@@ -220,6 +221,7 @@ public struct RuntimeTensor: @unchecked Sendable, CustomStringConvertible {
         case .float: return Double(withUnsafeBuffer(of: Float.self) { $0[0] })
         case .double: return withUnsafeBuffer(of: Double.self) { $0[0] }
         case .float16: return Double(HalfPrecision.float(fromBits: withUnsafeBuffer(of: UInt16.self) { $0[0] }))
+        case .bfloat16: return Double(BrainFloat.float(fromBits: withUnsafeBuffer(of: UInt16.self) { $0[0] }))
         case .uint64: return Double(withUnsafeBuffer(of: UInt64.self) { $0[0] })
         default: return Double(integers[0])
         }
@@ -227,10 +229,11 @@ public struct RuntimeTensor: @unchecked Sendable, CustomStringConvertible {
 
     public var description: String { "\(dataType)\(shape)" }
 
-    /// Element types the kernels compute with (sub-byte, float8 and string types are not among them).
+    /// Element types the kernels hold (float8 and string types are not among them). float16 and
+    /// bfloat16 are held for Cast and copies; arithmetic kernels take float and refuse them.
     public static func isSupported(_ type: DataType) -> Bool {
         switch type {
-        case .float, .double, .float16, .int8, .uint8, .int16, .uint16, .int32, .uint32, .int64, .uint64, .bool, .int4, .uint4: true
+        case .float, .double, .float16, .bfloat16, .int8, .uint8, .int16, .uint16, .int32, .uint32, .int64, .uint64, .bool, .int4, .uint4: true
         default: false
         }
     }

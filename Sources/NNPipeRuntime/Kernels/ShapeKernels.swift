@@ -188,9 +188,10 @@ enum ShapeKernels {
         if input.dataType == target { return input }
         guard RuntimeTensor.isSupported(input.dataType) else { throw unsupportedType(input.dataType) }
         let isFloatSource = input.dataType.isFloatingPoint
-        if target == .float16 {
-            let values = input.floats.map(HalfPrecision.bits(from:))
-            return RuntimeTensor(dataType: .float16, shape: input.shape, storage: RuntimeTensor(shape: input.shape, values: values).storage)
+        if target == .float16 || target == .bfloat16 {
+            let floats = input.floats
+            let values = target == .float16 ? floats.map(HalfPrecision.bits(from:)) : floats.map(BrainFloat.bits(from:))
+            return RuntimeTensor(dataType: target, shape: input.shape, storage: RuntimeTensor(shape: input.shape, values: values).storage)
         }
         if target == .bool {
             let values = isFloatSource ? try doubleValues(input).map { $0 != 0 } : input.integers.map { $0 != 0 }

@@ -71,7 +71,7 @@ struct WeightQuantizer {
     /// fp16/bf16: a half-width initializer and a Cast back to float32 in front of the op.
     private func float(_ weight: Tensor, values: [Float]) -> Result {
         let isHalf = configuration.weights == .float16
-        let bits: [UInt16] = values.map { isHalf ? HalfPrecision.bits(from: $0) : Self.bfloat16Bits($0) }
+        let bits: [UInt16] = values.map { isHalf ? HalfPrecision.bits(from: $0) : BrainFloat.bits(from: $0) }
         let restored: [Float] = bits.map { isHalf ? HalfPrecision.float(fromBits: $0) : Float(bitPattern: UInt32($0) << 16) }
         let buffer = bits.withUnsafeBytes { TensorBuffer(copying: $0) }
         let suffix = isHalf ? "_fp16" : "_bf16"
@@ -85,11 +85,4 @@ struct WeightQuantizer {
             bytesBefore: weight.byteCount, bytesAfter: converted.byteCount, scheme: isHalf ? "float16" : "bfloat16")
     }
 
-    /// Round-to-nearest-even float32 -> bfloat16 (NaN kept quiet).
-    static func bfloat16Bits(_ value: Float) -> UInt16 {
-        let bits = value.bitPattern
-        if value.isNaN { return UInt16(bits >> 16) | 0x0040 }
-        let rounding = 0x7FFF + ((bits >> 16) & 1)
-        return UInt16((bits &+ rounding) >> 16)
-    }
 }
