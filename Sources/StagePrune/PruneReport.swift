@@ -90,7 +90,7 @@ enum PruneReport {
         if measureLatency ?? (macs <= ModelFootprint.automaticLatencyLimit) {
             if let feeds = RuntimeProbe.inputs(for: before) {
                 context.progress.update("timing the model before and after on nnpipe's runtime")
-                latency = (RuntimeProbe.latency(before, feeds: feeds), RuntimeProbe.latency(after, feeds: feeds))
+                if let measured = RuntimeProbe.latencies(before, after, feeds: feeds) { latency = (measured.first, measured.second) }
             }
             if latency.0 == nil || latency.1 == nil {
                 costs.warnings.append("latency not measured: nnpipe's runtime cannot run this model with a generated input")

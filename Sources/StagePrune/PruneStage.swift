@@ -62,7 +62,7 @@ public struct PruneStage: Stage {
         OptionSpec("measure_size", .boolean,
                    help: "report ONNX file and gzip -9 sizes before and after (default: when weights take at most 256 MiB)"),
         OptionSpec("measure_latency", .boolean,
-                   help: "report median latency on nnpipe's runtime before and after: at least 5 runs and 50 ms of them, after 50 ms of warm-up (default: up to 1G MACs)"),
+                   help: "report median latency on nnpipe's runtime before and after, runs of the two interleaved: at least 5 runs each and 100 ms in all, after 50 ms of warm-up (default: up to 1G MACs)"),
     ]
 
     public enum Granularity: String, Sendable { case weight, channel }
