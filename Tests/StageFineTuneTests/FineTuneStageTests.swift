@@ -145,6 +145,17 @@ struct FineTuneStageTests {
         }
     }
 
+    /// The student's weights after `steps` of distillation (T = 4, lr 0.01) from `teacher` on 256 samples.
+    static func distilledWeights(_ start: Model, teacher: String, steps: Int, alpha: Double, context: StageContext) throws -> [Float] {
+        var model = start
+        let stage = try DigitsFixture.stage([
+            "dataset": .string("small"), "steps": .number(Double(steps)), "lr": .number(0.01),
+            "distill": .object([("temperature", .number(4)), ("alpha", .number(alpha)), ("teacher", .string(teacher))]),
+        ])
+        _ = try stage.run(&model, context: context)
+        return DigitsFixture.weightNames.flatMap { DigitsFixture.weights(model, $0) }
+    }
+
     /// `distill.teacher` names a model file: the same model as the input teacher must train the
     /// student bit for bit the same, also when its input has another name.
     @Test("a teacher file trains as the input model does", arguments: ["same file", "input renamed"])
@@ -152,13 +163,7 @@ struct FineTuneStageTests {
         let original = try DigitsFixture.model()
         let start = DigitsFixture.damaged(original, sparsity: 0.9)
         func train(teacher: String, context: StageContext) throws -> [Float] {
-            var model = start
-            let stage = try DigitsFixture.stage([
-                "dataset": .string("small"), "steps": .number(6), "lr": .number(0.01),
-                "distill": .object([("temperature", .number(4)), ("alpha", .number(0.7)), ("teacher", .string(teacher))]),
-            ])
-            _ = try stage.run(&model, context: context)
-            return DigitsFixture.weightNames.flatMap { DigitsFixture.weights(model, $0) }
+            try Self.distilledWeights(start, teacher: teacher, steps: 6, alpha: 0.7, context: context)
         }
         let fromInput = try train(teacher: "input", context: DigitsFixture.context(original: original))
         var context = DigitsFixture.context()
@@ -245,13 +250,7 @@ struct FineTuneStageTests {
         context.formats = FormatRegistry([ONNXFormat()])
         context.manifestDirectory = folder
         func train(teacher: String) throws -> [Float] {
-            var model = start
-            let stage = try DigitsFixture.stage([
-                "dataset": .string("small"), "steps": .number(8), "lr": .number(0.01),
-                "distill": .object([("temperature", .number(4)), ("alpha", .number(1)), ("teacher", .string(teacher))]),
-            ])
-            _ = try stage.run(&model, context: context)
-            return DigitsFixture.weightNames.flatMap { DigitsFixture.weights(model, $0) }
+            try Self.distilledWeights(start, teacher: teacher, steps: 8, alpha: 1, context: context)
         }
         let fromOriginal = try train(teacher: "input")
         let fromReshaped = try train(teacher: "reshaped.onnx")
