@@ -72,10 +72,12 @@ struct EvalCommand: ParsableCommand {
         if referenceModel != nil && !chosen.contains("fidelity") { chosen.append("fidelity") }
         var labelsKey = labels
         if labelsKey == nil && isTensorFolder && !chosen.isEmpty { labelsKey = "output_0" }
-        let request = ModelEvaluation.Request(
+        var request = ModelEvaluation.Request(
             source: DatasetSource(path: URL(fileURLWithPath: data).standardizedFileURL, inputs: .single(key: inputs), labels: labelsKey, limit: limit),
             batchSize: batchSize, metrics: chosen, topK: topK, output: output, reference: referenceModel,
             saveOutputs: saveOutputs.map { URL(fileURLWithPath: $0).standardizedFileURL })
+        request.modelPath = modelURL.path
+        request.referencePath = reference.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         let progress = TerminalProgress(console: Console.current)
         let outcome = try ModelEvaluation.run(loaded, request: request, progress: progress.reporter(quiet: quiet))
         progress.finish()

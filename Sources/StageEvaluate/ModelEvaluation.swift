@@ -18,6 +18,10 @@ public enum ModelEvaluation {
         public var reference: Model?
         /// Writes every output for the whole data set to this `.npz`.
         public var saveOutputs: URL?
+        /// Where the model and the reference were read from, if from files: a model that cannot
+        /// run (a shape that does not fit, an op outside the set) is reported at its file.
+        public var modelPath: String?
+        public var referencePath: String?
 
         public init(
             source: DatasetSource, batchSize: Int = 32, metrics: [String] = ["accuracy"], topK: Int = 5,
@@ -65,14 +69,17 @@ public enum ModelEvaluation {
 
     public static func run(_ model: Model, request: Request, progress: ProgressReporter = .silent) throws -> Outcome {
         let started = Date()
-        let plan = try ExecutionPlan(model: model)
-        let referencePlan = try request.reference.map { try ExecutionPlan(model: $0) }
+        func located<Result>(_ path: String?, _ body: () throws -> Result) throws -> Result {
+            do { return try body() } catch let error as NNPipeError { throw path.map { error.located(at: $0) } ?? error }
+        }
+        let plan = try located(request.modelPath) { try ExecutionPlan(model: model) }
+        let referencePlan = try located(request.referencePath) { try request.reference.map { try ExecutionPlan(model: $0) } }
         let scored = try scoredOutput(model, requested: request.output)
         let expected = model.graph.runtimeInputs.compactMap(ExpectedInput.init)
         let reader = try DatasetReader(source: request.source, expectedInputs: expected)
         // A shape problem inside the model (not only at its inputs) is reported before the first batch runs.
         let batchShapes = reader.inputShapes.compactMapValues { $0.isEmpty ? nil : [min(request.batchSize, max(reader.sampleCount, 1))] + $0.dropFirst() }
-        _ = try plan.inferShapes(inputShapes: batchShapes)
+        _ = try located(request.modelPath) { try plan.inferShapes(inputShapes: batchShapes) }
 
         let wantsAccuracy = request.metrics.contains("accuracy") || request.metrics.contains("top_k_accuracy")
         let wantsError = request.metrics.contains("mse")
@@ -100,7 +107,7 @@ public enum ModelEvaluation {
                 if wantsError { try metrics.addMeanSquaredError(outputs: output, targets: labels) }
             }
             if wantsFidelity, let referencePlan {
-                let reference = try referencePlan.run(inputs: feeds, outputs: [scored])
+                let reference = try located(request.referencePath) { try referencePlan.run(inputs: feeds, outputs: [scored]) }
                 if let referenceOutput = reference[scored]?.tensor(named: scored) {
                     try metrics.addFidelity(outputs: output, reference: referenceOutput)
                 }

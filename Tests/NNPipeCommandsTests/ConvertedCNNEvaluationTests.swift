@@ -81,7 +81,11 @@ struct ConvertedCNNEvaluationTests {
         try Toolkit.standard.formats.write(model, to: path)
         let run = CapturedRun(["eval", "-q", path.path, "--data", Example.data.path, "--inputs", "test/x", "--labels", "test/y"])
         #expect(run.status != 0)
-        #expect(run.error.contains("node 'classifier' (op 'MatMul'"), "\(run.error)")
+        #expect(run.error.hasPrefix("error: \(path.path): node 'classifier' (op 'MatMul'"), "names the model file: \(run.error)")
         #expect(run.error.contains("[32, 64] × [32, 10]"), "\(run.error)")
+        // The same model as a reference is reported at its own file.
+        let asReference = CapturedRun(["eval", "-q", Example.model.path, "--data", Example.data.path, "--inputs", "test/x", "--reference", path.path])
+        #expect(asReference.status != 0)
+        #expect(asReference.error.hasPrefix("error: \(path.path): "), "\(asReference.error)")
     }
 }
