@@ -29,6 +29,8 @@ def onnx_model(name, nodes, inputs, outputs=(Y,), initializers=(), opset=17):
     path = os.path.join(scratch, name + ".onnx")
     onnx.save(model, path)
     runs.append(("onnx " + name, ["bench", path, "--warmup", "0", "--warmup-seconds", "0", "--iterations", "1"]))
+    # The Keras writer does its own shape arithmetic on the same attributes.
+    runs.append(("to keras " + name, ["convert", "--quiet", path, os.path.join(scratch, name + ".h5")]))
 
 X = vi("x", [1, 3, 8, 8])
 W = const("w", np.ones((4, 3, 3, 3), np.float32))
@@ -52,6 +54,7 @@ onnx_model("maxpool_pads_wide", [node("MaxPool", ["x"], kernel_shape=[2, 2], pad
 onnx_model("maxpool_window_huge", [node("MaxPool", ["x"], kernel_shape=[1 << 62, 2], pads=[1 << 61, 0, 1 << 61, 0])], [X])
 onnx_model("avgpool_kernel_zero", [node("AveragePool", ["x"], kernel_shape=[0, 0])], [X])
 onnx_model("conv_dilation_huge", [node("Conv", ["x", "w"], dilations=[1 << 62, 1])], [X], initializers=[W])
+onnx_model("conv_pads_huge", [node("Conv", ["x", "w"], pads=[1 << 62, 0, 1 << 62, 0])], [X], initializers=[W])
 onnx_model("conv_negative_pads", [node("Conv", ["x", "w"], pads=[-5, -5, -5, -5])], [X], initializers=[W])
 onnx_model("conv_zero_channels", [node("Conv", ["x", "w"])], [vi("x", [1, 0, 8, 8])], initializers=[const("w", np.ones((4, 0, 3, 3), np.float32))])
 onnx_model("convtranspose_stride_zero", [node("ConvTranspose", ["x", "w"], strides=[0, 0])], [X], initializers=[const("w", np.ones((3, 2, 3, 3), np.float32))])

@@ -9,6 +9,17 @@ extension KerasExporter {
         node.attribute(name)?.intsValue.map { $0.map(Int.init) } ?? fallback
     }
 
+    /// A window attribute (kernel_shape, strides, dilations, pads, output_padding), each value from
+    /// `minimum` to 2^24: a stride of 0 or a pad of 2^62 describes no layer and overflows the
+    /// shape arithmetic below, so it is refused naming the node.
+    func windowInts(_ node: Node, _ name: String, default fallback: [Int], minimum: Int) throws -> [Int] {
+        let values = ints(node, name, default: fallback)
+        guard values.allSatisfy({ (minimum...(1 << 24)).contains($0) }) else {
+            throw NNPipeError(.invalidModel, "node '\(node.displayName)' (\(node.opType)): \(name) \(values) must be from \(minimum) to \(1 << 24)")
+        }
+        return values
+    }
+
     /// Keras padding for ONNX pads over `spatial`: "valid", "same", or explicit pads a ZeroPadding layer must add.
     func kerasPadding(_ node: Node, kernel: [Int], strides: [Int], dilations: [Int], spatial: [Int?]) throws -> (padding: String, explicit: [(Int, Int)]?) {
         let rank = kernel.count
@@ -19,7 +30,7 @@ extension KerasExporter {
         case "NOTSET": break
         default: throw NNPipeError(.unsupported, "auto_pad \(autoPad) has no Keras equivalent")
         }
-        let pads = ints(node, "pads", default: Array(repeating: 0, count: 2 * rank))
+        let pads = try windowInts(node, "pads", default: Array(repeating: 0, count: 2 * rank), minimum: 0)
         guard pads.count == 2 * rank else { throw NNPipeError(.invalidModel, "pads has \(pads.count) entries, expected \(2 * rank)") }
         let pairs = (0..<rank).map { (pads[$0], pads[$0 + rank]) }
         if pairs.allSatisfy({ $0 == (0, 0) }) { return ("valid", nil) }
@@ -65,8 +76,8 @@ extension KerasExporter {
         var source = try channelsLast(try input(node, 0), name: node.outputs[0])
         let group = Int(node.attribute("group")?.intValue ?? 1)
         let kernel = Array(weight.shape[2...])
-        let strides = ints(node, "strides", default: Array(repeating: 1, count: spatialRank))
-        let dilations = ints(node, "dilations", default: Array(repeating: 1, count: spatialRank))
+        let strides = try windowInts(node, "strides", default: Array(repeating: 1, count: spatialRank), minimum: 1)
+        let dilations = try windowInts(node, "dilations", default: Array(repeating: 1, count: spatialRank), minimum: 1)
         var (padding, explicit) = try kerasPadding(node, kernel: kernel, strides: strides, dilations: dilations, spatial: source.spatial)
         if let explicit, spatialRank == 1, explicit[0] == ((kernel[0] - 1) * dilations[0], 0) {
             // Left-only padding of the dilated kernel's reach is Keras's causal Conv1D.
@@ -159,10 +170,10 @@ extension KerasExporter {
         if node.attribute("output_shape") != nil { throw NNPipeError(.unsupported, "output_shape has no Keras equivalent") }
         let source = try channelsLast(try input(node, 0), name: node.outputs[0])
         let kernel = Array(weight.shape[2...])
-        let strides = ints(node, "strides", default: [1, 1])
-        let dilations = ints(node, "dilations", default: [1, 1])
-        let pads = ints(node, "pads", default: [0, 0, 0, 0])
-        let outputPadding = ints(node, "output_padding", default: [0, 0])
+        let strides = try windowInts(node, "strides", default: [1, 1], minimum: 1)
+        let dilations = try windowInts(node, "dilations", default: [1, 1], minimum: 1)
+        let pads = try windowInts(node, "pads", default: [0, 0, 0, 0], minimum: 0)
+        let outputPadding = try windowInts(node, "output_padding", default: [0, 0], minimum: 0)
         var padding = "valid"
         var spatialOut: [Int?] = []
         for axis in 0..<2 {

@@ -114,12 +114,12 @@ extension KerasExporter {
 
     mutating func exportPooling(_ node: Node) throws {
         var source = try channelsLast(try input(node, 0), name: node.outputs[0])
-        let kernel = ints(node, "kernel_shape", default: [])
+        let kernel = try windowInts(node, "kernel_shape", default: [], minimum: 1)
         let spatialRank = kernel.count
         guard spatialRank == 1 || spatialRank == 2 else { throw noEquivalent(node, "pools \(spatialRank)-D windows") }
         guard (node.attribute("ceil_mode")?.intValue ?? 0) == 0 else { throw noEquivalent(node, "uses ceil_mode") }
         guard ints(node, "dilations", default: []).allSatisfy({ $0 == 1 }) else { throw noEquivalent(node, "uses dilations") }
-        let strides = ints(node, "strides", default: Array(repeating: 1, count: spatialRank))
+        let strides = try windowInts(node, "strides", default: Array(repeating: 1, count: spatialRank), minimum: 1)
         let isMax = node.opType == "MaxPool"
         let includePad = (node.attribute("count_include_pad")?.intValue ?? 0) == 1
         let ones = Array(repeating: 1, count: spatialRank)

@@ -15,6 +15,9 @@ extension KerasExporter {
         guard pads.count == 2 * rank, pads[0] == 0, pads[1] == 0, pads[rank] == 0, pads[rank + 1] == 0, pads.allSatisfy({ $0 >= 0 }) else {
             throw noEquivalent(node, "pads the batch or channel axis")
         }
+        guard pads.allSatisfy({ $0 <= 1 << 24 }) else {
+            throw NNPipeError(.invalidModel, "node '\(node.displayName)' (Pad): pads \(pads) must be from 0 to \(1 << 24)")
+        }
         let spatialRank = rank - 2
         guard spatialRank == 1 || spatialRank == 2 else { throw noEquivalent(node, "pads \(spatialRank)-D inputs") }
         let pairs = (0..<spatialRank).map { (pads[$0 + 2], pads[$0 + 2 + rank]) }

@@ -174,7 +174,8 @@ struct ProtoDecoder {
         return (0..<shape.n_dim).map { index in
             let dimension = shape.dim[index]!.pointee
             switch dimension.value_case {
-            case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE: return .fixed(Int(dimension.dim_value))
+            // Some exporters write -1 for "unknown"; onnxruntime reads any negative size as unknown, and so do we.
+            case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE: return dimension.dim_value < 0 ? .unknown : .fixed(Int(dimension.dim_value))
             case ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM: return .symbolic(cString(dimension.dim_param))
             default: return .unknown
             }

@@ -99,6 +99,25 @@ struct KerasWriterTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
     }
 
+    /// Window attributes no layer has (a stride of 0, a dilation of 2^62 overflowed the writer's
+    /// shape arithmetic) are refused naming the node, and nothing is written.
+    @Test("impossible window attributes are refused naming the node", arguments: [
+        ("strides", [Int64(0), 1]), ("dilations", [Int64(1) << 62, 1]), ("pads", [Int64(1) << 62, 0, 0, 0]),
+    ])
+    func impossibleWindow(attribute: String, values: [Int64]) throws {
+        var (model, _, _, _, _) = Self.channelsFirstModel()
+        let conv = try #require(model.graph.nodes.firstIndex { $0.opType == "Conv" })
+        model.graph.nodes[conv].attributes.removeAll { $0.name == attribute }
+        model.graph.nodes[conv].attributes.append(.ints(attribute, values))
+        let folder = try TestEnvironment.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("window.h5")
+        let error = try #require(throws: NNPipeError.self) { try KerasFormat().write(model, to: url) }
+        #expect(error.message.contains("node '/conv/Conv' (Conv): \(attribute)"), "\(error.message)")
+        #expect(error.path == url.path)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
+    }
+
     @Test("writing over an existing file replaces it only when complete")
     func atomicReplace() throws {
         let folder = try TestEnvironment.temporaryFolder()

@@ -50,6 +50,23 @@ import Testing
         #expect(subgraphs.allSatisfy { !$0.nodes.isEmpty })
     }
 
+    /// Some exporters write dim_value -1 for an unknown size; onnxruntime reads any negative size
+    /// as unknown, and so does the reader (a -5 used to reach the runtime and fail as a negative shape).
+    @Test func negativeDimensionsReadAsUnknown() throws {
+        let folder = try TestEnvironment.temporaryFolder("negative-dimension")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("negative.onnx")
+        let model = Model(opsetImports: [OperatorSetID(domain: "", version: 17)],
+                          graph: Graph(name: "negative", nodes: [Node(opType: "Relu", inputs: ["x"], outputs: ["y"])],
+                                       inputs: [ValueInfo(name: "x", type: .tensor(elementType: .float, shape: [.fixed(-1), .fixed(-5), .fixed(3)]))],
+                                       outputs: [ValueInfo(name: "y", type: .tensor(elementType: .float, shape: [.fixed(-1), .fixed(3)]))]))
+        try ONNXFormat().write(model, to: url)
+        let read = try ONNXFormat().read(from: url)
+        #expect(read.graph.inputs[0].type == .tensor(elementType: .float, shape: [.unknown, .unknown, .fixed(3)]))
+        #expect(read.graph.outputs[0].type == .tensor(elementType: .float, shape: [.unknown, .fixed(3)]))
+        try GraphCheck.validate(read)
+    }
+
     @Test func sequenceAndOptionalTypes() throws {
         let model = try read("node/test_if_opt/model.onnx")
         let output = try #require(model.graph.outputs.first)

@@ -58,6 +58,13 @@ public enum GraphCheck {
         for output in graph.outputs where !defined.contains(output.name) && !outerScope.contains(output.name) {
             report("graph output '\(output.name)' is not produced by any node, input or initializer")
         }
+        // A declared size is a count of elements; a negative one (ONNX stores int64 and does not
+        // check) would pass through every stage into files no runtime loads.
+        for value in graph.inputs + graph.outputs {
+            guard case .tensor(_, let dimensions?) = value.type,
+                  let negative = dimensions.compactMap(\.fixedValue).first(where: { $0 < 0 }) else { continue }
+            report("'\(value.name)' declares dimension \(negative) in its shape [\(dimensions.map(\.description).joined(separator: ", "))]")
+        }
         for tensor in graph.initializers {
             if case .bytes(let buffer) = tensor.storage {
                 let expected = tensor.dataType.byteCount(elements: tensor.elementCount)
