@@ -26,6 +26,19 @@ public final class NumpyArchiveWriter {
         self.url = url
     }
 
+    /// Throws unless `url` can become the archive: its folder exists and it is not itself a folder.
+    /// Checked before a data set is run, not after, where the failure would waste the whole run.
+    public static func checkDestination(_ url: URL) throws {
+        if FileKind(url) == .folder { throw NNPipeError(.io, "is a folder, expected an .npz file to write", path: url.path) }
+        let folder = url.deletingLastPathComponent()
+        guard FileKind(folder) == .folder else {
+            throw NNPipeError(.io, "cannot write here: the folder \(folder.path) does not exist", path: url.path)
+        }
+        guard FileManager.default.isWritableFile(atPath: folder.path) else {
+            throw NNPipeError(.io, "cannot write here: the folder \(folder.path) is not writable", path: url.path)
+        }
+    }
+
     deinit { removeScratchFiles() }
 
     /// Appends the rows of `tensor` (sample axis first) to the array `name`, creating it on first use.
@@ -54,7 +67,7 @@ public final class NumpyArchiveWriter {
             guard FileManager.default.createFile(atPath: scratchURL.path, contents: nil),
                 let handle = try? FileHandle(forWritingTo: scratchURL)
             else {
-                throw NNPipeError(.io, "cannot create scratch file", path: scratchURL.path)
+                throw NNPipeError(.io, "cannot create a scratch file in its folder (\(scratchURL.lastPathComponent))", path: url.path)
             }
             arrays.append(
                 PendingArray(

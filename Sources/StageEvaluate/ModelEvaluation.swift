@@ -91,6 +91,7 @@ public enum ModelEvaluation {
             throw NNPipeError(.usage, "fidelity needs a reference model")
         }
         var metrics = MetricsAccumulator(topK: request.topK > 1 ? [1, request.topK] : [1])
+        if let destination = request.saveOutputs { try NumpyArchiveWriter.checkDestination(destination) }
         let writer = request.saveOutputs.map { NumpyArchiveWriter(url: $0) }
         let outputNames = writer == nil ? [scored] : plan.outputNames
 

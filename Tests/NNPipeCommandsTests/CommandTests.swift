@@ -202,6 +202,25 @@ struct CommandTests {
         }
     }
 
+    /// `--save-outputs` somewhere it cannot be written fails before the data set is run (it failed
+    /// after, at the final rename, or named a hidden scratch file instead of the path given).
+    @Test func saveOutputsToAnImpossiblePlaceFailsFirst() throws {
+        let folder = try TestEnvironment.temporaryFolder("save-outputs")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cases = [
+            (folder.appendingPathComponent("missing/outputs.npz").path, "does not exist"),
+            (folder.path, "is a folder, expected an .npz file to write"),
+        ]
+        for (destination, message) in cases {
+            let run = CapturedRun(["eval", "-q", Example.model.path, "--data", Example.data.path, "--inputs", "test/x", "--save-outputs", destination])
+            #expect(run.status == 1)
+            #expect(run.error.hasPrefix("error: \(destination): "), "\(run.error)")
+            #expect(run.error.contains(message), "\(run.error)")
+            #expect(run.output.isEmpty, "no metrics: nothing ran")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
+    }
+
     @Test func inspectOfGarbageExitsOneWithOneLine() throws {
         let folder = try TestEnvironment.temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
