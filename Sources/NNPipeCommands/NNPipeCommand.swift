@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import NNPipeCore
+import NNPipeRuntime
 
 /// `nnpipe`: compress and convert neural-network models from a JSON pipeline manifest.
 public struct NNPipeCommand: ParsableCommand {
@@ -35,6 +36,7 @@ public struct NNPipeCommand: ParsableCommand {
             Console.$current.withValue(console) {
                 do {
                     var command = try parseAsRoot(arguments)
+                    if let problem = RuntimeThreads.environmentProblem { console.printError("warning: \(problem)") }
                     try command.run()
                     return 0
                 } catch let failure as CommandFailure {

@@ -9,6 +9,14 @@ public enum RuntimeThreads {
         }
         return ProcessInfo.processInfo.activeProcessorCount
     }
+
+    /// The line to warn with when NNPIPE_THREADS is set but is not a positive integer (the core
+    /// count is used instead); nil when it is unset or valid.
+    public static var environmentProblem: String? {
+        guard let text = ProcessInfo.processInfo.environment["NNPIPE_THREADS"] else { return nil }
+        if let value = Int(text), value > 0 { return nil }
+        return "NNPIPE_THREADS='\(text)' is not a positive integer; using the \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    }
 }
 
 /// Runs `body(worker, task)` for every task in `0..<count` on at most `threads` workers that take
