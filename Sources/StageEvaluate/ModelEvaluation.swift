@@ -104,8 +104,13 @@ public enum ModelEvaluation {
                 throw NNPipeError(.internalError, "output '\(scored)' missing from the run")
             }
             if let labels = batch.labels {
-                if wantsAccuracy { try metrics.addAccuracy(outputs: output, labels: labels) }
-                if wantsError { try metrics.addMeanSquaredError(outputs: output, targets: labels) }
+                // A label that is no class, or targets of the wrong size, are the data's fault: named at its file and key.
+                do {
+                    if wantsAccuracy { try metrics.addAccuracy(outputs: output, labels: labels) }
+                    if wantsError { try metrics.addMeanSquaredError(outputs: output, targets: labels) }
+                } catch let error as NNPipeError where error.path == nil {
+                    throw NNPipeError(error.code, "labels '\(request.source.labels ?? "")': \(error.message)", path: request.source.path.path)
+                }
             }
             if wantsFidelity, let referencePlan {
                 let reference = try located(request.referencePath) { try referencePlan.run(inputs: feeds, outputs: [scored]) }

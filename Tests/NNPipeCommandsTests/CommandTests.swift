@@ -1,6 +1,7 @@
 import Foundation
 import NNPipeCommands
 import NNPipeCore
+import NNPipeData
 import NNPipeTestKit
 import Testing
 
@@ -219,6 +220,21 @@ struct CommandTests {
             #expect(run.output.isEmpty, "no metrics: nothing ran")
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
+    }
+
+    /// A label that is no class of the model is the data's fault: the error names the data file
+    /// and the labels key (it named neither).
+    @Test func badLabelsAreNamedAtTheirFileAndKey() throws {
+        let folder = try TestEnvironment.temporaryFolder("bad-labels")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let data = folder.appendingPathComponent("data.npz")
+        let writer = NumpyArchiveWriter(url: data)
+        try writer.append(Tensor(name: "x", shape: [3, 64], values: [Float](repeating: 1, count: 192)), as: "x")
+        try writer.append(Tensor(name: "y", shape: [3], values: [Int64(1), 99, 2]), as: "y")
+        try writer.finish()
+        let run = CapturedRun(["eval", "-q", Example.model.path, "--data", data.path, "--inputs", "x", "--labels", "y"])
+        #expect(run.status == 1)
+        #expect(run.error == "error: \(data.path): labels 'y': label 99 of sample 1 is not a class in 0..<10\n", "\(run.error)")
     }
 
     @Test func inspectOfGarbageExitsOneWithOneLine() throws {
