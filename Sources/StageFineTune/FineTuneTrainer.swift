@@ -114,7 +114,7 @@ struct FineTuneTrainer {
                 let inputs = try feeds(batch)
                 let values = try graph.forward(inputs, phase: .training)
                 guard let output = values[graph.target] else { throw NNPipeError(.internalError, "target '\(graph.target)' not computed") }
-                var loss = try taskLoss(output, batch: batch, target: target)
+                var loss = try labelled(trainingSpecification) { try taskLoss(output, batch: batch, target: target) }
                 if let distillation = configuration.distillation, let teacher {
                     let teacherOutput = try teacher.logits(teacher.graph.forward(teacher.feeds(inputs), phase: .inference)[teacher.graph.target]!)
                     // Checked here, on the first batch, so the one-line error names the option to fix.
@@ -144,7 +144,7 @@ struct FineTuneTrainer {
                 if context.interruption.isRequested && step < totalSteps { interruptedInEpoch = epoch + 1 }
 
                 lossSum += loss.value * Double(batch.sampleCount)
-                correct += try correctCount(output, batch: batch, target: target)
+                correct += try labelled(trainingSpecification) { try correctCount(output, batch: batch, target: target) }
                 seen += batch.sampleCount
                 trainedSamples += batch.sampleCount
                 let speed = Double(seen) / max(Date().timeIntervalSince(epochStarted), 1e-9)
@@ -234,6 +234,15 @@ struct FineTuneTrainer {
         return result
     }
 
+    /// Runs `body`, naming the data set's file and labels key in a label error it throws: a label
+    /// that is no class is the data's fault, and the stage path alone does not say which file.
+    private func labelled<Result>(_ specification: DatasetSpecification, _ body: () throws -> Result) throws -> Result {
+        do { return try body() } catch let error as NNPipeError where error.path == nil {
+            throw NNPipeError(error.code, "dataset '\(specification.name)', labels '\(specification.labels ?? "")': \(error.message)",
+                              path: specification.path.path)
+        }
+    }
+
     private func taskLoss(_ output: TrainingTensor, batch: Batch, target: TrainingTarget) throws -> LossResult {
         guard let labels = batch.labels else { throw NNPipeError(.invalidData, "a batch came without labels") }
         switch configuration.loss {
@@ -269,8 +278,8 @@ struct FineTuneTrainer {
         var correct = 0
         try reader.forEachBatch(size: configuration.batchSize) { batch in
             let output = try graph.forward(try feeds(batch), phase: .inference)[graph.target]!
-            lossSum += try taskLoss(output, batch: batch, target: target).value * Double(batch.sampleCount)
-            correct += try correctCount(output, batch: batch, target: target)
+            lossSum += try labelled(specification) { try taskLoss(output, batch: batch, target: target) }.value * Double(batch.sampleCount)
+            correct += try labelled(specification) { try correctCount(output, batch: batch, target: target) }
         }
         let count = Double(reader.sampleCount)
         return (lossSum / count, configuration.loss == .crossEntropy ? Double(correct) / count : nil)

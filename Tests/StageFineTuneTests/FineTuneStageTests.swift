@@ -1,5 +1,6 @@
 import Foundation
 import NNPipeCore
+import NNPipeData
 import NNPipeONNX
 import NNPipeTestKit
 import Testing
@@ -289,6 +290,29 @@ struct FineTuneStageTests {
         #expect { _ = try stage.run(&model, context: context) } throws: { error in
             let failure = error as? NNPipeError
             return failure?.path == "stages[0].distill.teacher" && "\(error)".contains(", 5] differs") && !"\(error)".contains("\n")
+        }
+    }
+
+    /// A label that is no class is the data's fault: the error names the data file, the data set
+    /// and its labels key, for training and for validation data alike.
+    @Test("a label outside the classes names its file, data set and key", arguments: ["dataset", "validation"])
+    func labelOutsideTheClasses(role: String) throws {
+        let folder = try TestEnvironment.temporaryFolder("finetune-labels")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let data = folder.appendingPathComponent("bad.npz")
+        let writer = NumpyArchiveWriter(url: data)
+        try writer.append(Tensor(name: "x", shape: [4, 64], values: [Float](repeating: 0.5, count: 256)), as: "x")
+        try writer.append(Tensor(name: "y", shape: [4], values: [Int64(1), 2, 12, 3]), as: "y")
+        try writer.finish()
+        var context = DigitsFixture.context()
+        context.datasets["bad"] = DatasetSpecification(name: "bad", path: data, inputs: .single("x"), labels: "y")
+        var options: [String: JSONValue] = ["dataset": .string("small"), "steps": .number(1)]
+        options[role] = .string("bad")
+        var model = try DigitsFixture.model()
+        let stage = try DigitsFixture.stage(options)
+        #expect { _ = try stage.run(&model, context: context) } throws: { error in
+            let failure = error as? NNPipeError
+            return failure?.path == data.path && failure?.message == "dataset 'bad', labels 'y': label 12 is not a class in 0..<10"
         }
     }
 
