@@ -46,8 +46,10 @@ enum PluginProcess {
             throw NNPipeError(.stageFailed, "cannot start plugin: \(String(cString: strerror(spawned)))", path: executable.path)
         }
         // Drain both pipes on their own threads: a plugin writing a lot must never block.
-        let outputCollector = Collector(outputPipe[0])
-        let errorCollector = Collector(errorPipe[0])
+        // Both are bounded: a plugin printing without end must not grow nnpipe's memory with it.
+        // Standard output carries `describe`'s JSON (small); of standard error only the last line is shown.
+        let outputCollector = Collector(outputPipe[0], keep: .first(16 << 20))
+        let errorCollector = Collector(errorPipe[0], keep: .last(64 << 10))
 
         let deadline = Date().addingTimeInterval(timeout)
         var timedOut = false
@@ -74,20 +76,39 @@ enum PluginProcess {
             standardError: errorCollector.finish())
     }
 
-    /// Reads a file descriptor to its end on a background thread, then closes it.
+    /// Reads a file descriptor to its end on a background thread, then closes it, keeping at most
+    /// a bounded part of what was written.
     final class Collector: @unchecked Sendable {
+        enum Keep {
+            /// The first this many bytes.
+            case first(Int)
+            /// The last this many bytes (from the end of what was written).
+            case last(Int)
+        }
+
         private let lock = NSLock()
         private var data = Data()
         private var done = false
 
-        init(_ descriptor: Int32) {
+        init(_ descriptor: Int32, keep: Keep) {
             let thread = Thread { [self] in
                 var collected = Data()
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 while true {
                     let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                    if count > 0 { collected.append(contentsOf: buffer[0..<count]) } else if count == 0 || errno != EINTR { break }
+                    if count > 0 {
+                        switch keep {
+                        case .first(let limit):
+                            if collected.count < limit { collected.append(contentsOf: buffer[0..<min(count, limit - collected.count)]) }
+                        case .last(let limit):
+                            collected.append(contentsOf: buffer[0..<count])
+                            if collected.count > 2 * limit { collected = Data(collected.suffix(limit)) }
+                        }
+                    } else if count == 0 || errno != EINTR {
+                        break
+                    }
                 }
+                if case .last(let limit) = keep, collected.count > limit { collected = Data(collected.suffix(limit)) }
                 close(descriptor)
                 lock.lock()
                 data = collected

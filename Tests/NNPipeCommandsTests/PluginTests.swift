@@ -61,6 +61,8 @@ struct PluginTests {
         ("no-output", "wrote no model"),
         ("no-result", "wrote no result file"),
         ("invalid-graph", "uses 'missing', which nothing produces"),
+        // 50 MB on each stream: collected with a bound, and the last line still shown.
+        ("noisy", "exited with status 3: the last words"),
     ])
     func aFailingPluginFailsTheStageCleanly(behaviour: String, message: String) throws {
         let (folder, file) = try Self.pipeline("\"behaviour\": \"\(behaviour)\"")
