@@ -79,6 +79,24 @@ struct PackedFilterTests {
             }
         }
         #expect(worst < 1e-6, "worst error relative to the sum of magnitudes: \(worst)")
+
+        // Where the AVX-512 tiles ran, the AVX2 ones must give every output bit for bit: the same
+        // fused multiply-adds in the same order, only more columns at a time.
+        guard PackedFilter.usesAVX512 else { return }
+        var narrow = [Float](repeating: sentinel, count: channels.count * stride)
+        columns.withUnsafeBufferPointer { columns in
+            bias.withUnsafeBufferPointer { bias in
+                residual.withUnsafeBufferPointer { residual in
+                    narrow.withUnsafeMutableBufferPointer { narrow in
+                        packed.multiply(channels: channels, columns: columns.baseAddress!, columnStride: stride, width: product.width,
+                                        into: narrow.baseAddress!, outputStride: stride, bias: product.bias ? bias.baseAddress! : nil,
+                                        residual: product.residual ? residual.baseAddress! : nil, residualStride: stride, relu: product.relu,
+                                        avx2Only: true)
+                    }
+                }
+            }
+        }
+        #expect(narrow.map(\.bitPattern) == output.map(\.bitPattern), "the AVX2 and AVX-512 tiles differ")
     }
 
     /// Relu keeps NaN as the runtime's Relu does (and as the OpenBLAS path's epilogue did).

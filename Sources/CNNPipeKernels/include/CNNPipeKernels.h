@@ -17,6 +17,10 @@ int nnpipe_packed_panel_rows(void);
 /// Floats needed to pack a rows x depth weight matrix (rows rounded up to whole panels).
 long nnpipe_packed_filter_count(long rows, long depth);
 
+/// 1 when nnpipe_packed_product runs its AVX-512 tiles (the CPU has AVX-512F and NNPIPE_AVX512
+/// is not 0), 0 when its AVX2 ones.
+int nnpipe_packed_product_uses_avx512(void);
+
 /// Packs the row-major rows x depth matrix `filter` into `packed`
 /// (nnpipe_packed_filter_count(rows, depth) floats, 32-byte aligned).
 void nnpipe_pack_filter(const float *filter, long rows, long depth, float *packed);
@@ -36,6 +40,14 @@ void nnpipe_packed_product(const float *packed, long packed_rows, long first, lo
                            float *output, long output_stride,
                            const float *bias, const float *residual, long residual_stride, int relu,
                            const float *column_scale, const float *column_shift, int column_relu);
+
+/// nnpipe_packed_product on its AVX2 tiles whatever the CPU has: what the AVX-512 tiles must equal
+/// bit for bit (every output is the same fused multiply-adds in the same order), for tests.
+void nnpipe_packed_product_avx2(const float *packed, long packed_rows, long first, long rows, long depth,
+                                const float *columns, long columns_stride, long width,
+                                float *output, long output_stride,
+                                const float *bias, const float *residual, long residual_stride, int relu,
+                                const float *column_scale, const float *column_shift, int column_relu);
 
 /// scratch[i] = max(scratch[i], row[i]) (the new value where it is greater; NaN held stays) or
 /// scratch[i] + row[i], for i in 0..<count: one more input row of a pooling window.

@@ -73,16 +73,21 @@ final class PackedFilter: @unchecked Sendable {
     /// is first mapped through it (row k by its value k). Single-threaded.
     func multiply(channels: Range<Int>, columns: UnsafePointer<Float>, columnStride: Int, width: Int,
                   into output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?,
-                  residual: UnsafePointer<Float>?, residualStride: Int, relu: Bool, inputAffine: InputAffine? = nil) {
+                  residual: UnsafePointer<Float>?, residualStride: Int, relu: Bool, inputAffine: InputAffine? = nil,
+                  avx2Only: Bool = false) {
         precondition(channels.lowerBound >= 0 && channels.upperBound <= rows && channels.lowerBound % Self.panelRows == 0,
                      "channels \(channels) of \(rows) must start at a multiple of \(Self.panelRows)")
         precondition(width >= 0 && columnStride >= width && outputStride >= width && (residual == nil || residualStride >= width),
                      "strides must cover the \(width) columns")
         guard !channels.isEmpty, width > 0 else { return }
-        nnpipe_packed_product(values, rows, channels.lowerBound, channels.count, depth, columns, columnStride, width,
-                              output, outputStride, bias.map { $0 + channels.lowerBound }, residual, residualStride, relu ? 1 : 0,
-                              inputAffine?.scale, inputAffine?.shift, inputAffine?.relu == true ? 1 : 0)
+        let product = avx2Only ? nnpipe_packed_product_avx2 : nnpipe_packed_product
+        product(values, rows, channels.lowerBound, channels.count, depth, columns, columnStride, width,
+                output, outputStride, bias.map { $0 + channels.lowerBound }, residual, residualStride, relu ? 1 : 0,
+                inputAffine?.scale, inputAffine?.shift, inputAffine?.relu == true ? 1 : 0)
     }
+
+    /// Whether `multiply` runs the AVX-512 tiles (the CPU has AVX-512F and NNPIPE_AVX512 is not 0).
+    static var usesAVX512: Bool { nnpipe_packed_product_uses_avx512() != 0 }
 }
 
 /// Calibration's histogram count (StageCalibrate's `Histogram`), eight values a step where the CPU
