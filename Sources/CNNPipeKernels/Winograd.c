@@ -37,6 +37,19 @@ void nnpipe_winograd_filter(const float *weights, long outputs, long channels, f
     }
 }
 
+// The four input rows a row of tiles reads, zero-padded: entry x of each is column x - pad_left.
+static void fill_rows(const float *plane, long height, long width, long pad_top, long pad_left, long tile_row, float *rows, long padded) {
+    for (int row = 0; row < 4; row++) {
+        float *line = rows + row * padded;
+        memset(line, 0, sizeof(float) * (size_t)padded);
+        long source_row = 2 * tile_row - pad_top + row;
+        if (source_row < 0 || source_row >= height) continue;
+        long first = pad_left, count = width;
+        if (first + count > padded) count = padded - first;
+        if (count > 0) memcpy(line + first, plane + source_row * width, sizeof(float) * (size_t)count);
+    }
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define VECTOR_CODE __attribute__((target("avx2,fma")))
@@ -65,15 +78,7 @@ VECTOR_CODE static void winograd_input256(const float *image, long channels, lon
         const float *plane = image + channel * height * width;
         float *destination = transformed + channel * channel_stride;
         for (long tile_row = first_tile_row; tile_row < first_tile_row + tile_rows; tile_row++) {
-            for (int row = 0; row < 4; row++) {
-                float *line = rows + row * padded;
-                memset(line, 0, sizeof(float) * (size_t)padded);
-                long source_row = 2 * tile_row - pad_top + row;
-                if (source_row < 0 || source_row >= height) continue;
-                long first = pad_left, count = width;
-                if (first + count > padded) count = padded - first;
-                if (count > 0) memcpy(line + first, plane + source_row * width, sizeof(float) * (size_t)count);
-            }
+            fill_rows(plane, height, width, pad_top, pad_left, tile_row, rows, padded);
             for (long tile = 0; tile < tile_columns; tile += 8) {
                 __m256 d[4][4], t[4][4];
                 for (int row = 0; row < 4; row++)
@@ -194,15 +199,7 @@ VECTOR512_CODE static void winograd_input512(const float *image, long channels, 
         const float *plane = image + channel * height * width;
         float *destination = transformed + channel * channel_stride;
         for (long tile_row = first_tile_row; tile_row < first_tile_row + tile_rows; tile_row++) {
-            for (int row = 0; row < 4; row++) {
-                float *line = rows + row * padded;
-                memset(line, 0, sizeof(float) * (size_t)padded);
-                long source_row = 2 * tile_row - pad_top + row;
-                if (source_row < 0 || source_row >= height) continue;
-                long first = pad_left, count = width;
-                if (first + count > padded) count = padded - first;
-                if (count > 0) memcpy(line + first, plane + source_row * width, sizeof(float) * (size_t)count);
-            }
+            fill_rows(plane, height, width, pad_top, pad_left, tile_row, rows, padded);
             for (long tile = 0; tile < tile_columns; tile += 16) {
                 __m512 d[4][4], t[4][4];
                 for (int row = 0; row < 4; row++)
