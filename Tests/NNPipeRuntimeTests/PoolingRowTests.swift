@@ -2,9 +2,9 @@ import NNPipeCore
 import NNPipeRuntime
 import Testing
 
-/// The 2-D pooling loops (MaxPool's whole plane in C where the CPU has AVX2, else row by row)
-/// compute windows inside the row eight or four at a time and the edges one by one; every column
-/// must equal a direct window scan.
+/// The 2-D pooling loops (MaxPool's whole plane in C where the CPU has AVX2, sixteen windows at a
+/// time with AVX-512, else row by row) compute windows inside the row several at a time and the
+/// edges one by one; every column must equal a direct window scan.
 @Suite struct PoolingRowTests {
     struct Case: CustomTestStringConvertible, Sendable {
         let label: String
@@ -26,6 +26,9 @@ import Testing
         Case(label: "3 wide, stride 2, 5 columns (edges only)", kernel: 3, stride: 2, pad: 1, width: 5),
         Case(label: "3 wide, stride 1, 41 columns (vector windows and a scalar tail)", kernel: 3, stride: 1, pad: 0, width: 41),
         Case(label: "4 wide, stride 2, pad 2, ceil mode, 38 columns", kernel: 4, stride: 2, pad: 2, ceilMode: true, width: 38),
+        Case(label: "3 wide, stride 2, pad 1, 70 columns (two vectors of 16 and a tail)", kernel: 3, stride: 2, pad: 1, width: 70),
+        Case(label: "2 wide, stride 1, pad 1, 35 columns", kernel: 2, stride: 1, pad: 1, width: 35),
+        Case(label: "5 wide, stride 2, 40 columns", kernel: 5, stride: 2, pad: 0, width: 40),
     ]
 
     @Test(arguments: cases, ["MaxPool", "AveragePool"])

@@ -113,4 +113,40 @@ typedef void (*nnpipe_pool_function)(void *context, long worker, long task);
 /// in), or for fewer than 2 tasks or workers: the caller then runs them another way.
 int nnpipe_pool_run(long count, long workers, nnpipe_pool_function function, void *context);
 
+/// Direct convolution (DirectConvolution.c), AVX-512 only (callers check
+/// nnpipe_packed_product_uses_avx512()). Output channels per block of the packed filter: a call's
+/// first channel must be a multiple of this.
+int nnpipe_direct_block_rows(void);
+
+/// Positions a tile computes at once: a call's first position must be a multiple of this.
+int nnpipe_direct_tile_positions(void);
+
+/// Floats needed to pack an outputs x taps weight matrix (outputs rounded up to whole blocks).
+long nnpipe_direct_filter_count(long outputs, long taps);
+
+/// Packs the row-major outputs x taps matrix `weights` (a conv's weights, taps in the order
+/// channel, kernel row, kernel column) for nnpipe_direct_convolution.
+void nnpipe_direct_pack_filter(const float *weights, long outputs, long taps, float *packed);
+
+/// Writes the zero-padded, phase-split copy of `channels` planes (height x width each) that
+/// nnpipe_direct_convolution reads: for channel c and phase (a, b) (a < stride_height,
+/// b < stride_width), the plane at buffer + ((c * stride_height + a) * stride_width + b) *
+/// phase_height * phase_width holds at (i, j) the input at row i * stride_height + a - pad_top and
+/// column j * stride_width + b - pad_left, or 0 outside the input. Plain C.
+void nnpipe_direct_layout(const float *image, long channels, long height, long width, long stride_height, long stride_width,
+                          long pad_top, long pad_left, long phase_height, long phase_width, float *buffer);
+
+/// output[k][index(p)] = relu?(bias[k] + sum_t packed(k, t) * buffer[offsets[t] + p] +
+/// residual[k][index(p)]) for output channels k in first_channel ..< first_channel + channels and
+/// positions p in first_position ..< min(end_position, output_height * phase_width) with
+/// p mod phase_width < output_width, where index(p) = (p div phase_width) * output_width +
+/// p mod phase_width; output channel k's plane is at output + k * output_plane (the residual's at
+/// residual + k * residual_plane), bias (NULL: none) holds channel 0's value first, and residual
+/// may be NULL. Reads buffer up to offsets[t] + (first_position rounded up past end_position to a
+/// whole tile) for every t. Single-threaded.
+void nnpipe_direct_convolution(const float *packed, long taps, const long *offsets, const float *buffer,
+                               long first_position, long end_position, long phase_width, long output_height,
+                               long output_width, long first_channel, long channels, float *output, long output_plane,
+                               const float *bias, const float *residual, long residual_plane, int relu);
+
 #endif

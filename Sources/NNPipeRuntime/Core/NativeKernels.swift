@@ -174,6 +174,7 @@ final class PackedFilterCache: @unchecked Sendable {
     private let lock = NSLock()
     private var packed: Entry<PackedFilter>?
     private var winograd: Entry<WinogradFilter>?
+    private var direct: Entry<DirectFilter>?
 
     func filter(for weights: RuntimeTensor, rows: Int, depth: Int) -> PackedFilter? {
         guard PackedFilter.isAvailable, rows > 0, depth > 0, weights.elementCount == rows * depth else { return nil }
@@ -183,6 +184,11 @@ final class PackedFilterCache: @unchecked Sendable {
     func winogradFilter(for weights: RuntimeTensor, outputs: Int, channels: Int) -> WinogradFilter? {
         guard WinogradFilter.isAvailable, outputs > 0, channels > 0, weights.shape == [outputs, channels, 3, 3] else { return nil }
         return cached(weights, in: \.winograd) { WinogradFilter($0, outputs: outputs, channels: channels) }
+    }
+
+    func directFilter(for weights: RuntimeTensor, outputs: Int, taps: Int) -> DirectFilter? {
+        guard DirectFilter.isAvailable, outputs > 0, taps > 0, weights.elementCount == outputs * taps else { return nil }
+        return cached(weights, in: \.direct) { DirectFilter($0, outputs: outputs, taps: taps) }
     }
 
     private func cached<Value>(_ weights: RuntimeTensor, in slot: ReferenceWritableKeyPath<PackedFilterCache, Entry<Value>?>,
@@ -218,6 +224,65 @@ final class WinogradFilter: @unchecked Sendable {
         defer { transformed.deallocate() }
         nnpipe_winograd_filter(weights, outputs, channels, transformed)
         products = (0..<16).map { PackedFilter(transformed + $0 * matrix, rows: outputs, depth: channels) }
+    }
+}
+
+/// A conv's weights packed for the direct convolution (CNNPipeKernels' DirectConvolution.c,
+/// AVX-512): blocks of `blockRows` output channels, tap by tap.
+final class DirectFilter: @unchecked Sendable {
+    /// Where the packed product runs its AVX-512 tiles, unless `NNPIPE_DIRECT=0`.
+    static let isAvailable = PackedFilter.isAvailable && PackedFilter.usesAVX512
+        && ProcessInfo.processInfo.environment["NNPIPE_DIRECT"] != "0"
+    /// A call's first output channel must be a multiple of this.
+    static let blockRows = Int(nnpipe_direct_block_rows())
+    /// A call's first position must be a multiple of this.
+    static let tilePositions = Int(nnpipe_direct_tile_positions())
+
+    let outputs: Int
+    let taps: Int
+    private let values: UnsafeMutablePointer<Float>
+
+    /// `weights`: outputs x taps, row-major (a conv's outputs x channels x kernel rows x kernel columns).
+    init(_ weights: UnsafePointer<Float>, outputs: Int, taps: Int) {
+        precondition(outputs > 0 && taps > 0, "empty direct filter \(outputs) x \(taps)")
+        self.outputs = outputs
+        self.taps = taps
+        let count = Int(nnpipe_direct_filter_count(outputs, taps))
+        values = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+            .bindMemory(to: Float.self, capacity: count)
+        nnpipe_direct_pack_filter(weights, outputs, taps, values)
+    }
+
+    deinit { values.deallocate() }
+
+    /// The phase-split padded input (see nnpipe_direct_layout): `channels` planes of
+    /// `size` into `buffer`, which holds `channels` x strides x phase plane floats.
+    static func layout(_ image: UnsafePointer<Float>, channels: Int, size: (height: Int, width: Int), strides: (height: Int, width: Int),
+                       padBegin: (top: Int, left: Int), phase: (height: Int, width: Int), into buffer: UnsafeMutablePointer<Float>) {
+        precondition(isAvailable && channels >= 0 && size.height > 0 && size.width > 0 && strides.height >= 1 && strides.width >= 1
+                     && padBegin.top >= 0 && padBegin.left >= 0 && phase.height > 0 && phase.width > 0, "direct layout arguments")
+        nnpipe_direct_layout(image, channels, size.height, size.width, strides.height, strides.width, padBegin.top, padBegin.left,
+                             phase.height, phase.width, buffer)
+    }
+
+    /// The conv for output channels `channels` and grid positions `positions` (see
+    /// nnpipe_direct_convolution). `offsets` holds one buffer offset per tap; `readable` is how
+    /// many floats `buffer` holds. `output`, `bias` and `residual` start at output channel 0.
+    func convolve(offsets: UnsafePointer<Int>, buffer: UnsafePointer<Float>, readable: Int, positions: Range<Int>, phaseWidth: Int,
+                  outputSize: (height: Int, width: Int), channels: Range<Int>, into output: UnsafeMutablePointer<Float>, outputPlane: Int,
+                  bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, residualPlane: Int, relu: Bool, largestOffset: Int) {
+        let tile = Self.tilePositions
+        precondition(channels.lowerBound >= 0 && channels.upperBound <= outputs && channels.lowerBound % Self.blockRows == 0,
+                     "channels \(channels) of \(outputs) must start at a multiple of \(Self.blockRows)")
+        precondition(positions.lowerBound >= 0 && positions.lowerBound % tile == 0 && phaseWidth >= outputSize.width && outputSize.width > 0
+                     && outputPlane >= outputSize.height * outputSize.width
+                     && (residual == nil || residualPlane >= outputSize.height * outputSize.width), "direct convolution positions")
+        let end = min(positions.upperBound, outputSize.height * phaseWidth)
+        guard !channels.isEmpty, positions.lowerBound < end else { return }
+        // Every tap reads whole tiles: up to the largest offset plus the last tile's end.
+        precondition(largestOffset + (end + tile - 1) / tile * tile <= readable, "direct convolution reads past its buffer")
+        nnpipe_direct_convolution(values, taps, offsets, buffer, positions.lowerBound, end, phaseWidth, outputSize.height, outputSize.width,
+                                  channels.lowerBound, channels.count, output, outputPlane, bias, residual, residualPlane, relu ? 1 : 0)
     }
 }
 

@@ -52,9 +52,12 @@ enum ConvolutionKernels {
             let positions = geometry.outputSize
             // Depthwise convs run their own loops; other weights are one matrix row per output channel.
             let depthwise = group > 1 && group == channels && group == outputChannels
-            let winograd = inputAffine == nil && usesWinograd(geometry: geometry, group: group, channels: channels, outputChannels: outputChannels)
+            let direct = inputAffine == nil && usesDirect(geometry: geometry, group: group, channels: channels, outputChannels: outputChannels)
+                ? packing.directFilter(for: weights, outputs: outputChannels, taps: channels * geometry.kernelSize) : nil
+            let winograd = direct == nil && inputAffine == nil
+                && usesWinograd(geometry: geometry, group: group, channels: channels, outputChannels: outputChannels)
                 ? packing.winogradFilter(for: weights, outputs: outputChannels, channels: channels) : nil
-            let packed = depthwise || winograd != nil ? nil
+            let packed = depthwise || winograd != nil || direct != nil ? nil
                 : packing.filter(for: weights, rows: outputChannels, depth: weights.elementCount / max(outputChannels, 1))
             // The affine rides on the packing only where the product reads the input planes as they lie.
             let affineWhilePacking = inputAffine != nil && packed != nil && group == 1 && isPointwise(geometry)
@@ -69,6 +72,11 @@ enum ConvolutionKernels {
                 weights.withUnsafeBuffer(of: Float.self) { filter in
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
                         let epilogue = ConvolutionEpilogue(bias: biasValues, residual: addendValues, relu: relu)
+                        if let direct {
+                            return convolveDirect(source.baseAddress!, output.baseAddress! + (placed?.channelOffset ?? 0) * positions,
+                                                  batch: batch, channels: channels, geometry: geometry, epilogue: epilogue,
+                                                  imageStride: result.shape[1] * positions, filter: direct, threads: context.threads)
+                        }
                         if let winograd {
                             return convolveWinograd(source.baseAddress!, output.baseAddress! + (placed?.channelOffset ?? 0) * positions,
                                                     batch: batch, channels: channels, geometry: geometry, epilogue: epilogue,

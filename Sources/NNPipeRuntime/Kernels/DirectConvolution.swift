@@ -1,0 +1,126 @@
+/// Convs by direct convolution (CNNPipeKernels' DirectConvolution.c, AVX-512): the input is copied
+/// once, zero-padded and split by stride phase, and each tile of 8 output channels x 48 positions
+/// runs every tap as one load and 8 fused multiply-adds a vector, with no im2col matrix, no
+/// column packing and no depth blocks. It takes the convs whose product is shallow (few channels
+/// times kernel taps), where those costs outweigh the multiplies: SqueezeNet's first layer (27
+/// taps) took 0.58 ms through im2col and the packed product.
+extension ConvolutionKernels {
+    /// Whether a conv takes the direct path: group 1, 1-D or 2-D, not pointwise (a pointwise conv
+    /// reads its input as it lies already), and a shallow product, or a first layer's few channels.
+    static func usesDirect(geometry: SpatialGeometry, group: Int, channels: Int, outputChannels: Int) -> Bool {
+        DirectFilter.isAvailable && group == 1 && geometry.input[0] == 1 && geometry.output[0] == 1 && !isPointwise(geometry)
+            && geometry.output[1] > 0 && geometry.output[2] > 0
+            && (channels <= 4 || channels * geometry.kernelSize <= directDepthLimit)
+    }
+
+    /// Deepest product (channels x kernel taps) that goes direct: above it the per-tap loads of a
+    /// tile, from L2 rather than L1, and Winograd's 2.25 times fewer multiplies, win.
+    static let directDepthLimit = 576
+
+    /// The phase planes' size (see nnpipe_direct_layout) and the buffer offset of each kernel tap
+    /// within one channel's phases. With stride 1 along the width, rows share their padding: row
+    /// r's zeros after its data are row r + 1's before it, which only works when every read that
+    /// runs past a row's end lands in the next row's leading zeros.
+    static func directPhaseLayout(_ geometry: SpatialGeometry) -> (phaseHeight: Int, phaseWidth: Int, tapOffsets: [Int]) {
+        let (strideHeight, strideWidth) = (geometry.strides[1], geometry.strides[2])
+        let (dilationHeight, dilationWidth) = (geometry.dilations[1], geometry.dilations[2])
+        let (kernelHeight, kernelWidth) = (geometry.kernel[1], geometry.kernel[2])
+        let (outputHeight, outputWidth) = (geometry.output[1], geometry.output[2])
+        let lastRow = (outputHeight - 1) * strideHeight + (kernelHeight - 1) * dilationHeight
+        let lastColumn = (outputWidth - 1) * strideWidth + (kernelWidth - 1) * dilationWidth
+        let phaseHeight = lastRow / strideHeight + 1
+        let padLeft = geometry.padBegin[2]
+        let phaseWidth = strideWidth == 1 ? max(padLeft + geometry.input[2], lastColumn + 1 - padLeft, outputWidth)
+                                           : lastColumn / strideWidth + 1
+        let plane = phaseHeight * phaseWidth
+        var offsets: [Int] = []
+        offsets.reserveCapacity(geometry.kernelSize)
+        for row in 0..<kernelHeight {
+            for column in 0..<kernelWidth {
+                let (y, x) = (row * dilationHeight, column * dilationWidth)
+                let phase = (y % strideHeight) * strideWidth + x % strideWidth
+                offsets.append(phase * plane + (y / strideHeight) * phaseWidth + x / strideWidth)
+            }
+        }
+        return (phaseHeight, phaseWidth, offsets)
+    }
+
+    /// The conv of `batch` images into `output` (images `imageStride` apart, channel planes
+    /// `geometry.outputSize` apart), with the epilogue's residual in the conv's own layout.
+    static func convolveDirect(_ source: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
+                               geometry: SpatialGeometry, epilogue: ConvolutionEpilogue<Float>, imageStride: Int, filter: DirectFilter,
+                               threads: Int) {
+        let layout = directPhaseLayout(geometry)
+        let (strideHeight, strideWidth) = (geometry.strides[1], geometry.strides[2])
+        let outputSize = (height: geometry.output[1], width: geometry.output[2])
+        let channelBlock = strideHeight * strideWidth * layout.phaseHeight * layout.phaseWidth
+        precondition(filter.taps == channels * geometry.kernelSize, "direct filter for \(filter.taps) taps, conv has \(channels * geometry.kernelSize)")
+        var offsets = [Int]()
+        offsets.reserveCapacity(filter.taps)
+        for channel in 0..<channels { offsets.append(contentsOf: layout.tapOffsets.map { $0 + channel * channelBlock }) }
+        let largestOffset = offsets.max() ?? 0
+        let tile = DirectFilter.tilePositions
+        let gridPositions = outputSize.height * layout.phaseWidth
+        let laidOut = channels * channelBlock
+        // Tiles read whole vectors past the last position and each tap's offset; those floats are zero.
+        let readable = max(laidOut, largestOffset + (gridPositions + tile - 1) / tile * tile)
+        let positions = geometry.outputSize
+        let outputChannels = filter.outputs
+        let bias = epilogue.bias, relu = epilogue.relu
+        func buffer() -> RuntimeStorage {
+            let storage = RuntimeStorage(byteCount: readable * MemoryLayout<Float>.stride)
+            storage.bytes.baseAddress!.assumingMemoryBound(to: Float.self).advanced(by: laidOut).update(repeating: 0, count: readable - laidOut)
+            return storage
+        }
+        func lay(_ image: Int, channels part: Range<Int>, into values: UnsafeMutablePointer<Float>) {
+            DirectFilter.layout(source + (image * channels + part.lowerBound) * geometry.inputSize, channels: part.count,
+                                size: (geometry.input[1], geometry.input[2]), strides: (strideHeight, strideWidth),
+                                padBegin: (geometry.padBegin[1], geometry.padBegin[2]), phase: (layout.phaseHeight, layout.phaseWidth),
+                                into: values + part.lowerBound * channelBlock)
+        }
+        offsets.withUnsafeBufferPointer { offsetValues in
+            let table = UncheckedSendable(value: offsetValues.baseAddress!)
+            func run(_ image: Int, values: UnsafeMutablePointer<Float>, positions range: Range<Int>, channels part: Range<Int>) {
+                filter.convolve(offsets: table.value, buffer: values, readable: readable, positions: range, phaseWidth: layout.phaseWidth,
+                                outputSize: outputSize, channels: part, into: output + image * imageStride, outputPlane: positions,
+                                bias: bias, residual: epilogue.residual.map { $0 + image * outputChannels * positions },
+                                residualPlane: positions, relu: relu, largestOffset: largestOffset)
+            }
+            if batch >= 2 * threads || (batch >= threads && batch % threads == 0) {
+                // Whole images are the tasks, each on one core with a buffer of its own.
+                let storages = (0..<min(threads, batch)).map { _ in buffer() }
+                let pointers = storages.map { UncheckedSendable(value: $0.bytes.baseAddress!.assumingMemoryBound(to: Float.self)) }
+                parallelTasks(batch, threads: threads) { worker, image in
+                    lay(image, channels: 0..<channels, into: pointers[worker].value)
+                    run(image, values: pointers[worker].value, positions: 0..<gridPositions, channels: 0..<outputChannels)
+                }
+                withExtendedLifetime(storages) {}
+                return
+            }
+            // Few images: each shared by every thread, in blocks of positions and of channels.
+            let storage = buffer()
+            let values = UncheckedSendable(value: storage.bytes.baseAddress!.assumingMemoryBound(to: Float.self))
+            let tiles = (gridPositions + tile - 1) / tile
+            let blocks = (outputChannels + DirectFilter.blockRows - 1) / DirectFilter.blockRows
+            let wanted = threads * blocksPerThread
+            let positionParts = min(tiles, wanted)
+            let channelParts = min(blocks, (wanted + positionParts - 1) / positionParts)
+            let tilesPerPart = (tiles + positionParts - 1) / positionParts
+            let blocksPerPart = (blocks + channelParts - 1) / channelParts
+            let positionCount = (tiles + tilesPerPart - 1) / tilesPerPart
+            let channelCount = (blocks + blocksPerPart - 1) / blocksPerPart
+            for image in 0..<batch {
+                parallelChunks(channels, threads: threads, minimumChunk: max(1, parallelElementThreshold / max(channelBlock, 1))) { part in
+                    lay(image, channels: part, into: values.value)
+                }
+                parallelTasks(positionCount * channelCount, threads: threads) { _, task in
+                    let firstTile = task / channelCount * tilesPerPart, firstBlock = task % channelCount * blocksPerPart
+                    let range = (firstTile * tile)..<min(gridPositions, (firstTile + tilesPerPart) * tile)
+                    let part = (firstBlock * DirectFilter.blockRows)..<min(outputChannels, (firstBlock + blocksPerPart) * DirectFilter.blockRows)
+                    run(image, values: values.value, positions: range, channels: part)
+                }
+            }
+            withExtendedLifetime(storage) {}
+        }
+    }
+}
