@@ -8,23 +8,33 @@ public final class RuntimeStorage: @unchecked Sendable {
     /// Set by the plan on its constants (weights), which no run writes: kernels may keep data
     /// derived from them, such as packed conv weights, for as long as they hold the storage.
     internal(set) public var isPlanConstant = false
+    /// Bytes allocated at `bytes.baseAddress` (a pooled buffer may be larger than `bytes`).
+    private let capacity: Int
 
     /// Allocates `byteCount` bytes, zeroed when `zeroed` (col2im and scatter kernels add into them).
     public init(byteCount: Int, zeroed: Bool = false) {
-        let base = StoragePool.shared.take(byteCount: byteCount)
-            ?? UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
-        bytes = UnsafeMutableRawBufferPointer(start: base, count: byteCount)
+        if let pooled = StoragePool.shared.take(byteCount: byteCount) {
+            bytes = UnsafeMutableRawBufferPointer(start: pooled.pointer, count: byteCount)
+            capacity = pooled.capacity
+        } else {
+            bytes = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64),
+                                                  count: byteCount)
+            capacity = max(byteCount, 1)
+        }
         if zeroed { bytes.initializeMemory(as: UInt8.self, repeating: 0) }
     }
 
     deinit {
-        if let base = bytes.baseAddress, !StoragePool.shared.give(base, byteCount: bytes.count) { base.deallocate() }
+        if let base = bytes.baseAddress, !StoragePool.shared.give(base, capacity: capacity) { base.deallocate() }
     }
 }
 
-/// Freed tensor memory kept for the next tensor of the same size. Large allocations come straight
-/// from the kernel as fresh pages, and faulting them in cost more than the Relu that filled them;
-/// a network's activations repeat a few sizes every batch, so exact-size reuse nearly always hits.
+/// Freed tensor memory kept for the next tensors. Large allocations come straight from the kernel
+/// as fresh pages, and faulting them in cost more than the Relu that filled them. A request takes
+/// the most recently freed buffer that fits (at most twice its size): that one is likely still in
+/// cache, as a layer's output is freed right after the next layers read it. With reuse by exact
+/// size only, each layer got back its own buffer of the previous run, long evicted, and every
+/// output was written to memory: SqueezeNet's 1x1 expands ran 5x slower in the network than alone.
 final class StoragePool: @unchecked Sendable {
     static let shared = StoragePool()
     /// Only buffers this large are pooled (small ones are cheap for malloc).
@@ -33,34 +43,36 @@ final class StoragePool: @unchecked Sendable {
     static let capacity = 1 << 31
 
     private let lock = NSLock()
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    /// Oldest first.
+    private var free: [(pointer: UnsafeMutableRawPointer, capacity: Int)] = []
     private var heldBytes = 0
 
-    func take(byteCount: Int) -> UnsafeMutableRawPointer? {
+    func take(byteCount: Int) -> (pointer: UnsafeMutableRawPointer, capacity: Int)? {
         guard byteCount >= Self.smallest else { return nil }
         lock.lock()
         defer { lock.unlock() }
-        guard let pointer = free[byteCount]?.popLast() else { return nil }
-        heldBytes -= byteCount
-        return pointer
+        guard let index = free.lastIndex(where: { $0.capacity >= byteCount && $0.capacity / 2 <= byteCount }) else { return nil }
+        let buffer = free.remove(at: index)
+        heldBytes -= buffer.capacity
+        return buffer
     }
 
     /// Keeps `pointer` for reuse; false when the pool is full and the caller must free it.
-    func give(_ pointer: UnsafeMutableRawPointer, byteCount: Int) -> Bool {
-        guard byteCount >= Self.smallest else { return false }
+    func give(_ pointer: UnsafeMutableRawPointer, capacity: Int) -> Bool {
+        guard capacity >= Self.smallest else { return false }
         lock.lock()
         defer { lock.unlock() }
-        guard heldBytes + byteCount <= Self.capacity else { return false }
-        free[byteCount, default: []].append(pointer)
-        heldBytes += byteCount
+        guard heldBytes + capacity <= Self.capacity else { return false }
+        free.append((pointer, capacity))
+        heldBytes += capacity
         return true
     }
 
     /// Returns every idle buffer to the system (e.g. after a large batch job).
     func drain() {
         lock.lock()
-        let buffers = free.values.flatMap { $0 }
-        free = [:]
+        let buffers = free.map(\.pointer)
+        free = []
         heldBytes = 0
         lock.unlock()
         for pointer in buffers { pointer.deallocate() }
