@@ -8,11 +8,17 @@
 // One job at a time: a caller that finds the pool busy (another thread's job, or a task calling
 // back in) gets 0 and runs its work another way.
 //
-// The job's task word packs (job number, helpers, task count, tasks taken) into 64 bits and is
-// claimed by compare-and-swap, so a helper that wakes late for a job that is already over can
-// never take a task of the next one (or, should the 16-bit job number come round while it is
-// descheduled, only as one of that job's own helpers), and no job field is read after its job can
-// have ended.
+// Tasks have owners: the job's tasks are cut into one contiguous range per worker, and each worker
+// runs its own range first, then takes what is left of the others'. Batch-1 steps repeat the same
+// cut every layer and every run, so a worker mostly finds its data in its own core's cache (the
+// rows of positions it wrote last time); with one shared counter the tasks landed on either core
+// at random and SqueezeNet's 1x1 convs ran slower on two threads than on one (0.076 against 0.070
+// ms; 0.049 with owners). A worker the OS pauses still has its range finished by the others.
+//
+// Each range's word packs (job number, next task) into 64 bits and is claimed by compare-and-swap,
+// so a helper that wakes late for a job that is already over can never take a task of the next
+// one (or, should the 16-bit job number come round while it is descheduled, only as one of that
+// job's own helpers), and no job field is read after its job can have ended.
 #include "CNNPipeKernels.h"
 #include <pthread.h>
 #include <sched.h>
@@ -22,19 +28,21 @@
 
 enum { MAXIMUM_HELPERS = 255, SPIN_NANOSECONDS = 200000 };
 
-// Task word: job number (16 bits) | helpers (8) | task count (20) | tasks taken (20).
-#define COUNT_BITS 20
-#define COUNT_MASK ((1ull << COUNT_BITS) - 1)
-static uint64_t task_word(uint64_t job, uint64_t helpers, uint64_t count, uint64_t taken) {
-    return (job & 0xffff) << 48 | (helpers & 0xff) << 40 | (count & COUNT_MASK) << COUNT_BITS | (taken & COUNT_MASK);
+// Range word: job number (16 bits) | workers (8, less one) | next task of the range (40).
+#define TASK_BITS 40
+#define TASK_MASK ((1ull << TASK_BITS) - 1)
+static uint64_t range_word(uint64_t job, uint64_t helpers, uint64_t next) {
+    return (job & 0xffff) << 48 | (helpers & 0xff) << TASK_BITS | (next & TASK_MASK);
 }
 
 static struct {
     pthread_mutex_t submit;   // held by the caller for the whole job
     pthread_mutex_t sleep;    // guards sleepers and the condition variable
     pthread_cond_t wake;
-    _Atomic uint64_t ticket;  // job number << 16 | helpers taking part (helper i takes part if i < that)
-    _Atomic uint64_t tasks;   // see task_word
+    _Atomic uint64_t ticket;  // job number << 16 | helpers taking part (helper i takes part if i <= that)
+    _Atomic uint64_t ranges[MAXIMUM_HELPERS + 1];  // worker w's range: see range_word
+    _Atomic long count;       // tasks in the current job
+    _Atomic long workers;     // helpers + 1
     _Atomic long finished;    // tasks done in the current job
     _Atomic int sleepers;
     nnpipe_pool_function function;
@@ -59,19 +67,33 @@ static long long nanoseconds(void) {
     return (long long)now.tv_sec * 1000000000ll + now.tv_nsec;
 }
 
-// Takes and runs tasks of job `job` until none are left.
+// Tasks of range `range` run from range * count / workers to (range + 1) * count / workers.
+static long range_end(long range, long count, long workers) { return (long)((__int128)(range + 1) * count / workers); }
+
+// Takes and runs tasks of job `job`, its own range first, until none are left.
 static void work(uint64_t job, long worker) {
-    uint64_t word = atomic_load_explicit(&pool.tasks, memory_order_acquire);
-    for (;;) {
-        uint64_t count = word >> COUNT_BITS & COUNT_MASK, taken = word & COUNT_MASK, helpers = word >> 40 & 0xff;
-        if ((word >> 48) != (job & 0xffff) || worker > (long)helpers || taken >= count) return;
-        if (!atomic_compare_exchange_weak_explicit(&pool.tasks, &word, word + 1, memory_order_acq_rel, memory_order_acquire)) continue;
-        // The job cannot end before this task is counted, so its fields are still this job's.
-        inside_task = 1;
-        pool.function(pool.context, worker, (long)taken);
-        inside_task = 0;
-        atomic_fetch_add_explicit(&pool.finished, 1, memory_order_release);
-        word = atomic_load_explicit(&pool.tasks, memory_order_acquire);
+    // Late for a job that is over, these may be the next job's: the range words tell.
+    long workers = atomic_load_explicit(&pool.workers, memory_order_relaxed), count = atomic_load_explicit(&pool.count, memory_order_relaxed);
+    if (workers < 1 || workers > MAXIMUM_HELPERS + 1) return;
+    for (long step = 0; step < workers; step++) {
+        long range = (worker + step) % workers;
+        long end = range_end(range, count, workers);
+        uint64_t word = atomic_load_explicit(&pool.ranges[range], memory_order_acquire);
+        for (;;) {
+            // Another job's word: this one is over, and its fields may already be the next job's.
+            if ((word >> 48) != (job & 0xffff) || worker > (long)(word >> TASK_BITS & 0xff)
+                || (long)(word >> TASK_BITS & 0xff) + 1 != workers) return;
+            long task = (long)(word & TASK_MASK);
+            if (task >= end) break;
+            if (!atomic_compare_exchange_weak_explicit(&pool.ranges[range], &word, word + 1, memory_order_acq_rel, memory_order_acquire))
+                continue;
+            // The job cannot end before this task is counted, so its fields are still this job's.
+            inside_task = 1;
+            pool.function(pool.context, worker, task);
+            inside_task = 0;
+            atomic_fetch_add_explicit(&pool.finished, 1, memory_order_release);
+            word = atomic_load_explicit(&pool.ranges[range], memory_order_acquire);
+        }
     }
 }
 
@@ -102,7 +124,7 @@ static void *helper_main(void *argument) {
 }
 
 int nnpipe_pool_run(long count, long workers, nnpipe_pool_function function, void *context) {
-    if (count < 2 || workers < 2 || count > (long)COUNT_MASK || inside_task) return 0;
+    if (count < 2 || workers < 2 || count > (long)TASK_MASK || inside_task) return 0;
     if (pthread_mutex_trylock(&pool.submit) != 0) return 0;
     long helpers = workers - 1;
     if (helpers > count - 1) helpers = count - 1;
@@ -125,8 +147,13 @@ int nnpipe_pool_run(long count, long workers, nnpipe_pool_function function, voi
     pool.job++;
     pool.function = function;
     pool.context = context;
+    atomic_store_explicit(&pool.count, count, memory_order_relaxed);
+    atomic_store_explicit(&pool.workers, helpers + 1, memory_order_relaxed);
     atomic_store_explicit(&pool.finished, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool.tasks, task_word(pool.job, (uint64_t)helpers, (uint64_t)count, 0), memory_order_release);
+    for (long range = 0; range <= helpers; range++) {
+        long first = range == 0 ? 0 : range_end(range - 1, count, helpers + 1);
+        atomic_store_explicit(&pool.ranges[range], range_word(pool.job, (uint64_t)helpers, (uint64_t)first), memory_order_release);
+    }
     // Sequentially consistent, like the sleepers' count: either a helper about to sleep sees
     // this ticket, or this thread sees it counted and wakes it.
     atomic_store(&pool.ticket, (pool.job & 0xffff) << 16 | (uint64_t)helpers);

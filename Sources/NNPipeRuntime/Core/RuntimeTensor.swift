@@ -31,10 +31,12 @@ public final class RuntimeStorage: @unchecked Sendable {
 
 /// Freed tensor memory kept for the next tensors. Large allocations come straight from the kernel
 /// as fresh pages, and faulting them in cost more than the Relu that filled them. A request takes
-/// the most recently freed buffer that fits (at most twice its size): that one is likely still in
-/// cache, as a layer's output is freed right after the next layers read it. With reuse by exact
-/// size only, each layer got back its own buffer of the previous run, long evicted, and every
-/// output was written to memory: SqueezeNet's 1x1 expands ran 5x slower in the network than alone.
+/// the most recently freed buffer that fits (at most four times its size): that one is likely
+/// still in cache, as a layer's output is freed right after the next layers read it. With reuse
+/// by exact size only, each layer got back its own buffer of the previous run, long evicted, and
+/// wrote every output to memory: in SqueezeNet on one thread the first conv took 0.80 ms in the
+/// network against 0.48 with this rule, the 1x1 expands 0.23 against 0.09. Fewer distinct
+/// buffers also lowered peak memory at batch 16 (DenseNet-121 810 to 390 MB, VGG-19 2.15 to 1.81 GB).
 final class StoragePool: @unchecked Sendable {
     static let shared = StoragePool()
     /// Only buffers this large are pooled (small ones are cheap for malloc).
@@ -51,7 +53,7 @@ final class StoragePool: @unchecked Sendable {
         guard byteCount >= Self.smallest else { return nil }
         lock.lock()
         defer { lock.unlock() }
-        guard let index = free.lastIndex(where: { $0.capacity >= byteCount && $0.capacity / 2 <= byteCount }) else { return nil }
+        guard let index = free.lastIndex(where: { $0.capacity >= byteCount && $0.capacity / 4 <= byteCount }) else { return nil }
         let buffer = free.remove(at: index)
         heldBytes -= buffer.capacity
         return buffer
