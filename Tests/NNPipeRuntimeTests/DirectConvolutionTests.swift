@@ -37,7 +37,8 @@ struct DirectConvolutionTests {
         Case(label: "residual, no Relu, odd outputs", input: [2, 7, 6, 17], weights: [13, 7, 3, 3], residual: true, relu: false),
         Case(label: "pads as wide as the kernel", input: [1, 2, 5, 5], weights: [3, 2, 3, 3], pads: [2, 2, 2, 2]),
         Case(label: "5x5 stride 3", input: [1, 4, 30, 31], weights: [17, 4, 5, 5], pads: [2, 2, 2, 2], stride: 3),
-        Case(label: "64 channels (576 taps), 55x55, one thread", input: [1, 64, 55, 55], weights: [16, 64, 3, 3], threads: 1),
+        Case(label: "64 channels (576 taps), stride 2 on 55x55, one thread", input: [1, 64, 55, 55], weights: [16, 64, 3, 3], stride: 2,
+             threads: 1),
         Case(label: "2x2 stride 2, no padding, map of 1 column", input: [1, 3, 8, 2], weights: [5, 3, 2, 2], pads: [0, 0, 0, 0], stride: 2),
     ]
 
