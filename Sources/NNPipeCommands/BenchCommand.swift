@@ -95,12 +95,13 @@ struct BenchCommand: ParsableCommand {
             Console.current.print(JSONWriter.write(.object([
                 ("model", .string(url.path)), ("batch", .number(Double(batch))), ("threads", .number(Double(plan.threads))),
                 ("warmup_runs", .number(Double(warmUpRuns))),
-                ("iterations", .number(Double(iterations))), ("median_ms", .number((median * 1000).rounded() / 1000)),
+                ("iterations", .number(Double(iterations))), ("min_ms", .number((latencies[0] * 1000).rounded() / 1000)),
+                ("median_ms", .number((median * 1000).rounded() / 1000)),
                 ("p90_ms", .number((p90 * 1000).rounded() / 1000)), ("samples_per_second", .number(throughput.rounded())),
             ])))
         } else {
-            Console.current.print(String(format: "%@: batch %d, %d threads, %d runs: median %.3f ms, p90 %.3f ms, %.0f samples/s",
-                                         url.lastPathComponent, batch, plan.threads, iterations, median, p90, throughput))
+            Console.current.print(String(format: "%@: batch %d, %d threads, %d runs: min %.3f ms, median %.3f ms, p90 %.3f ms, %.0f samples/s",
+                                         url.lastPathComponent, batch, plan.threads, iterations, latencies[0], median, p90, throughput))
         }
     }
 }

@@ -174,6 +174,7 @@ struct CommandTests {
         let median = facts["median_ms"]?.numberValue ?? 0
         #expect(median > 0)
         #expect((facts["p90_ms"]?.numberValue ?? 0) >= median)
+        #expect((facts["min_ms"]?.numberValue ?? .infinity) <= median)
         // With no time asked for, the run count alone rules.
         let counted = CapturedRun(["bench", Example.model.path, "--json", "--warmup", "2", "--warmup-seconds", "0", "--iterations", "1"])
         #expect(counted.status == 0, "\(counted.error)")
