@@ -138,9 +138,15 @@ static tile_places places_of(long first, long end, long phase_width, long output
 // is one fused multiply-add per output, in tap order: the same operations, in the same order, as
 // the packed product (PackedProduct.c) on an im2col matrix, so the results are equal bit for bit.
 DIRECT_CODE static inline __attribute__((always_inline)) void direct_tile(
-        const int VECTORS, const float *weights, long taps, const long *offsets, const float *input, long rows,
+        const int VECTORS, const int MASKED, const float *weights, long taps, const long *offsets, const float *input, long rows,
         const tile_places *places, float *output, long output_plane, const float *bias, const float *residual,
-        long residual_plane, int relu) {
+        long residual_plane, int relu, long readable) {
+    // MASKED: the last tile of a buffer read in place, whose loads stop at `readable` positions.
+    __mmask16 loads[DIRECT_VECTORS];
+    for (int vector = 0; vector < VECTORS; vector++) {
+        long left = readable - DIRECT_LANES * vector;
+        loads[vector] = !MASKED || left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+    }
     __m512 sums[DIRECT_ROWS][DIRECT_VECTORS];
     for (int row = 0; row < DIRECT_ROWS; row++) {
         __m512 seed = _mm512_set1_ps(bias != NULL && row < rows ? bias[row] : 0.0f);
@@ -149,7 +155,9 @@ DIRECT_CODE static inline __attribute__((always_inline)) void direct_tile(
     for (long tap = 0; tap < taps; tap++) {
         const float *source = input + offsets[tap];
         __m512 values[DIRECT_VECTORS];
-        for (int vector = 0; vector < VECTORS; vector++) values[vector] = _mm512_loadu_ps(source + DIRECT_LANES * vector);
+        for (int vector = 0; vector < VECTORS; vector++)
+            values[vector] = MASKED ? _mm512_maskz_loadu_ps(loads[vector], source + DIRECT_LANES * vector)
+                                    : _mm512_loadu_ps(source + DIRECT_LANES * vector);
         for (int row = 0; row < DIRECT_ROWS; row++) {
             __m512 weight = _mm512_set1_ps(weights[row]);
             for (int vector = 0; vector < VECTORS; vector++) sums[row][vector] = _mm512_fmadd_ps(weight, values[vector], sums[row][vector]);
@@ -181,7 +189,7 @@ DIRECT_CODE static inline __attribute__((always_inline)) void direct_tile(
 DIRECT_CODE void nnpipe_direct_convolution(const float *packed, long taps, const long *offsets, const float *buffer,
                                            long first_position, long end_position, long phase_width, long output_height,
                                            long output_width, long first_channel, long channels, float *output, long output_plane,
-                                           const float *bias, const float *residual, long residual_plane, int relu) {
+                                           const float *bias, const float *residual, long residual_plane, int relu, int masked_tail) {
     const long tile = DIRECT_LANES * DIRECT_VECTORS;
     long end = end_position < output_height * phase_width ? end_position : output_height * phase_width;
     for (long first = first_position; first < end; first += tile) {
@@ -193,9 +201,13 @@ DIRECT_CODE void nnpipe_direct_convolution(const float *packed, long taps, const
             float *target = output + channel * output_plane;
             const float *tile_bias = bias != NULL ? bias + channel : NULL;
             const float *tile_residual = residual != NULL ? residual + channel * residual_plane : NULL;
-#define TILE(VECTORS) direct_tile(VECTORS, weights, taps, offsets, buffer + first, rows, &places, target, output_plane, tile_bias, \
-                                  tile_residual, residual_plane, relu)
-            if (vectors >= 3) TILE(3); else if (vectors == 2) TILE(2); else TILE(1);
+#define TILE(VECTORS, MASKED) direct_tile(VECTORS, MASKED, weights, taps, offsets, buffer + first, rows, &places, target, output_plane, \
+                                          tile_bias, tile_residual, residual_plane, relu, end - first)
+            if (masked_tail && first + tile >= end) {
+                if (vectors >= 3) TILE(3, 1); else if (vectors == 2) TILE(2, 1); else TILE(1, 1);
+            } else {
+                if (vectors >= 3) TILE(3, 0); else if (vectors == 2) TILE(2, 0); else TILE(1, 0);
+            }
 #undef TILE
         }
     }
@@ -208,7 +220,7 @@ static int every_other_row(const float *input, long width, long offset, float *l
 void nnpipe_direct_convolution(const float *packed, long taps, const long *offsets, const float *buffer,
                                            long first_position, long end_position, long phase_width, long output_height,
                                            long output_width, long first_channel, long channels, float *output, long output_plane,
-                                           const float *bias, const float *residual, long residual_plane, int relu) {
+                                           const float *bias, const float *residual, long residual_plane, int relu, int masked_tail) {
     abort();
 }
 

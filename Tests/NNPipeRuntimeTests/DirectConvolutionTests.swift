@@ -40,6 +40,10 @@ struct DirectConvolutionTests {
         Case(label: "64 channels (576 taps), stride 2 on 55x55, one thread", input: [1, 64, 55, 55], weights: [16, 64, 3, 3], stride: 2,
              threads: 1),
         Case(label: "2x2 stride 2, no padding, map of 1 column", input: [1, 3, 8, 2], weights: [5, 3, 2, 2], pads: [0, 0, 0, 0], stride: 2),
+        Case(label: "pointwise, 512 channels to 20 on 13x13 (planes read in place, last tile masked), residual", input: [1, 512, 13, 13],
+             weights: [20, 512, 1, 1], pads: [0, 0, 0, 0], residual: true),
+        Case(label: "pointwise, 16 to 64 channels on 55x55, batch 2", input: [2, 16, 55, 55], weights: [64, 16, 1, 1], pads: [0, 0, 0, 0]),
+        Case(label: "pointwise 1-D, 9 channels, 130 positions", input: [1, 9, 130], weights: [11, 9, 1], pads: [0, 0], relu: false),
     ]
 
     @Test(arguments: cases)
@@ -49,8 +53,8 @@ struct DirectConvolutionTests {
                                            attributes: .init(kernelShape: nil, strides: [Int](repeating: testCase.stride, count: spatial),
                                                              dilations: [Int](repeating: testCase.dilation, count: spatial),
                                                              pads: testCase.pads, autoPad: "NOTSET", ceilMode: false))
-        #expect(ConvolutionKernels.usesDirect(geometry: geometry, group: 1, channels: testCase.input[1], outputChannels: testCase.weights[0]),
-                "this conv should take the direct path")
+        #expect(ConvolutionKernels.usesDirect(geometry: geometry, group: 1, channels: testCase.input[1], outputChannels: testCase.weights[0],
+                                              batch: testCase.input[0]), "this conv should take the direct path")
         let outputShape = [testCase.input[0], testCase.weights[0]] + geometry.outputSpatialShape
         let weights = PlanFusionTests.weights("w", testCase.weights, seed: 51)
         let bias = PlanFusionTests.weights("b", [testCase.weights[0]], seed: 52)

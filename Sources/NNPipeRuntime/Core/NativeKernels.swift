@@ -270,7 +270,8 @@ final class DirectFilter: @unchecked Sendable {
     /// many floats `buffer` holds. `output`, `bias` and `residual` start at output channel 0.
     func convolve(offsets: UnsafePointer<Int>, buffer: UnsafePointer<Float>, readable: Int, positions: Range<Int>, phaseWidth: Int,
                   outputSize: (height: Int, width: Int), channels: Range<Int>, into output: UnsafeMutablePointer<Float>, outputPlane: Int,
-                  bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, residualPlane: Int, relu: Bool, largestOffset: Int) {
+                  bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, residualPlane: Int, relu: Bool, largestOffset: Int,
+                  maskedTail: Bool = false) {
         let tile = Self.tilePositions
         precondition(channels.lowerBound >= 0 && channels.upperBound <= outputs && channels.lowerBound % Self.blockRows == 0,
                      "channels \(channels) of \(outputs) must start at a multiple of \(Self.blockRows)")
@@ -279,10 +280,12 @@ final class DirectFilter: @unchecked Sendable {
                      && (residual == nil || residualPlane >= outputSize.height * outputSize.width), "direct convolution positions")
         let end = min(positions.upperBound, outputSize.height * phaseWidth)
         guard !channels.isEmpty, positions.lowerBound < end else { return }
-        // Every tap reads whole tiles: up to the largest offset plus the last tile's end.
-        precondition(largestOffset + (end + tile - 1) / tile * tile <= readable, "direct convolution reads past its buffer")
+        // Every tap reads whole tiles, up to the largest offset plus the last tile's end; with a
+        // masked tail, up to the last position.
+        precondition(largestOffset + (maskedTail ? end : (end + tile - 1) / tile * tile) <= readable, "direct convolution reads past its buffer")
         nnpipe_direct_convolution(values, taps, offsets, buffer, positions.lowerBound, end, phaseWidth, outputSize.height, outputSize.width,
-                                  channels.lowerBound, channels.count, output, outputPlane, bias, residual, residualPlane, relu ? 1 : 0)
+                                  channels.lowerBound, channels.count, output, outputPlane, bias, residual, residualPlane, relu ? 1 : 0,
+                                  maskedTail ? 1 : 0)
     }
 }
 

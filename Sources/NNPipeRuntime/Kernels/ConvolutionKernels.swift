@@ -52,7 +52,8 @@ enum ConvolutionKernels {
             let positions = geometry.outputSize
             // Depthwise convs run their own loops; other weights are one matrix row per output channel.
             let depthwise = group > 1 && group == channels && group == outputChannels
-            let direct = inputAffine == nil && usesDirect(geometry: geometry, group: group, channels: channels, outputChannels: outputChannels)
+            let direct = inputAffine == nil
+                && usesDirect(geometry: geometry, group: group, channels: channels, outputChannels: outputChannels, batch: batch)
                 ? packing.directFilter(for: weights, outputs: outputChannels, taps: channels * geometry.kernelSize) : nil
             let winograd = direct == nil && inputAffine == nil
                 && usesWinograd(geometry: geometry, group: group, channels: channels, outputChannels: outputChannels)

@@ -1,19 +1,29 @@
 /// Convs by direct convolution (CNNPipeKernels' DirectConvolution.c, AVX-512): the input is copied
-/// once, zero-padded and split by stride phase, and each tile of 8 output channels x 48 positions
-/// runs every tap as one load and 8 fused multiply-adds a vector, with no im2col matrix, no
-/// column packing and no depth blocks. It takes the convs whose product is shallow (few channels
-/// times kernel taps), where those costs outweigh the multiplies: SqueezeNet's first layer (27
-/// taps) took 0.58 ms through im2col and the packed product.
+/// once, zero-padded and split by stride phase (a pointwise conv reads its planes in place), and
+/// each tile of 8 output channels x 48 positions runs every tap as one load and 8 fused
+/// multiply-adds a vector, with no im2col matrix, no column packing and no depth blocks. It takes
+/// the convs whose product is shallow, where those costs outweigh the multiplies: SqueezeNet's
+/// first layer (27 taps) took 0.58 ms through im2col and the packed product.
 extension ConvolutionKernels {
-    /// Whether a conv takes the direct path: group 1, 1-D or 2-D, not pointwise (a pointwise conv
-    /// reads its input as it lies already), and a shallow product or a first layer's few channels;
-    /// a 3x3 stride-1 conv of 32 channels or more goes to Winograd instead. In SqueezeNet on two
-    /// threads, in ms, direct against Winograd: 16 channels on 55x55 0.29 / 0.30, 32 on 27x27
-    /// 0.27 / 0.27, 48 and 64 on 13x13 0.16 / 0.13 and 0.26 / 0.20; the first layer (3 channels,
-    /// stride 2) 0.46 against 0.55 through im2col.
-    static func usesDirect(geometry: SpatialGeometry, group: Int, channels: Int, outputChannels: Int) -> Bool {
-        guard DirectFilter.isAvailable, group == 1, geometry.input[0] == 1, geometry.output[0] == 1, !isPointwise(geometry),
+    /// Whether a conv takes the direct path: group 1, 1-D or 2-D, and a shallow product (at most
+    /// 576 channels x kernel taps) or a first layer's few channels. A 3x3 stride-1 conv of 32
+    /// channels or more goes to Winograd instead. In SqueezeNet on two threads, in ms, direct
+    /// against Winograd: 16 channels on 55x55 0.29 / 0.30, 32 on 27x27 0.27 / 0.27, 48 and 64 on
+    /// 13x13 0.16 / 0.13 and 0.26 / 0.20; the first layer (3 channels, stride 2) 0.46 against 0.55
+    /// through im2col.
+    ///
+    /// Pointwise convs go direct up to 512 channels where the packed product would take one image
+    /// at a time (it puts the images of a batch of narrow maps side by side): the packed product
+    /// packs its input columns again for every block of outputs, and its 6 x 32 tile finishes a
+    /// 16-channel product in 16 steps. In SqueezeNet on two threads, in ms, direct against packed:
+    /// 16 to 64 channels on 55x55 0.06 / 0.08, 32 to 128 on 27x27 0.05 / 0.09, 512 to 1000 on
+    /// 13x13 0.85 / 1.02.
+    static func usesDirect(geometry: SpatialGeometry, group: Int, channels: Int, outputChannels: Int, batch: Int = 1) -> Bool {
+        guard DirectFilter.isAvailable, group == 1, geometry.input[0] == 1, geometry.output[0] == 1,
               geometry.output[1] > 0, geometry.output[2] > 0 else { return false }
+        if isPointwise(geometry) {
+            return channels <= 512 && imagesPerTask(batch: batch, positions: geometry.outputSize, pointwise: true) == 1
+        }
         if channels >= 32, usesWinograd(geometry: geometry, group: group, channels: channels, outputChannels: outputChannels) { return false }
         return channels <= 4 || channels * geometry.kernelSize <= directDepthLimit
     }
@@ -55,6 +65,10 @@ extension ConvolutionKernels {
     static func convolveDirect(_ source: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
                                geometry: SpatialGeometry, epilogue: ConvolutionEpilogue<Float>, imageStride: Int, filter: DirectFilter,
                                threads: Int) {
+        if isPointwise(geometry) {
+            return convolvePointwiseDirect(source, output, batch: batch, channels: channels, geometry: geometry, epilogue: epilogue,
+                                           imageStride: imageStride, filter: filter, threads: threads)
+        }
         let layout = directPhaseLayout(geometry)
         let (strideHeight, strideWidth) = (geometry.strides[1], geometry.strides[2])
         let outputSize = (height: geometry.output[1], width: geometry.output[2])
@@ -126,6 +140,41 @@ extension ConvolutionKernels {
                 }
             }
             withExtendedLifetime(storage) {}
+        }
+    }
+
+    /// A pointwise conv through the direct kernel, reading its input planes in place (one row of
+    /// `positions` per channel, the last tile's loads masked at the plane's end).
+    static func convolvePointwiseDirect(_ source: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, batch: Int, channels: Int,
+                                        geometry: SpatialGeometry, epilogue: ConvolutionEpilogue<Float>, imageStride: Int,
+                                        filter: DirectFilter, threads: Int) {
+        let positions = geometry.outputSize
+        precondition(filter.taps == channels && geometry.inputSize == positions, "a pointwise conv's filter and planes")
+        let offsets = (0..<channels).map { $0 * positions }
+        let tile = DirectFilter.tilePositions, blockRows = DirectFilter.blockRows
+        let outputChannels = filter.outputs
+        let tiles = (positions + tile - 1) / tile
+        let blocks = (outputChannels + blockRows - 1) / blockRows
+        let wanted = threads * blocksPerThread
+        let positionParts = min(tiles, wanted)
+        let channelParts = min(blocks, (wanted + positionParts - 1) / positionParts)
+        let tilesPerPart = (tiles + positionParts - 1) / positionParts
+        let blocksPerPart = (blocks + channelParts - 1) / channelParts
+        let positionCount = (tiles + tilesPerPart - 1) / tilesPerPart
+        let channelCount = (blocks + blocksPerPart - 1) / blocksPerPart
+        offsets.withUnsafeBufferPointer { offsetValues in
+            let table = UncheckedSendable(value: offsetValues.baseAddress!)
+            parallelTasks(batch * positionCount * channelCount, threads: threads) { _, task in
+                let image = task / (positionCount * channelCount), part = task % (positionCount * channelCount)
+                let firstTile = part / channelCount * tilesPerPart, firstBlock = part % channelCount * blocksPerPart
+                filter.convolve(offsets: table.value, buffer: source + image * channels * positions, readable: channels * positions,
+                                positions: (firstTile * tile)..<min(positions, (firstTile + tilesPerPart) * tile), phaseWidth: positions,
+                                outputSize: (1, positions),
+                                channels: (firstBlock * blockRows)..<min(outputChannels, (firstBlock + blocksPerPart) * blockRows),
+                                into: output + image * imageStride, outputPlane: positions, bias: epilogue.bias,
+                                residual: epilogue.residual.map { $0 + image * outputChannels * positions }, residualPlane: positions,
+                                relu: epilogue.relu, largestOffset: (channels - 1) * positions, maskedTail: true)
+            }
         }
     }
 }
