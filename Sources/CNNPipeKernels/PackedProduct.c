@@ -293,7 +293,7 @@ static void packed_product(int wide, const float *packed, long packed_rows, long
                            const float *columns, long columns_stride, long width,
                            float *output, long output_stride,
                            const float *bias, const float *residual, long residual_stride, int relu,
-                           const float *column_scale, const float *column_shift, int column_relu);
+                           const float *column_scale, const float *column_shift, int column_relu, const float *prepacked);
 
 void nnpipe_packed_product(const float *packed, long packed_rows, long first, long rows, long depth,
                            const float *columns, long columns_stride, long width,
@@ -301,7 +301,31 @@ void nnpipe_packed_product(const float *packed, long packed_rows, long first, lo
                            const float *bias, const float *residual, long residual_stride, int relu,
                            const float *column_scale, const float *column_shift, int column_relu) {
     packed_product(use_avx512(), packed, packed_rows, first, rows, depth, columns, columns_stride, width, output, output_stride,
-                   bias, residual, residual_stride, relu, column_scale, column_shift, column_relu);
+                   bias, residual, residual_stride, relu, column_scale, column_shift, column_relu, NULL);
+}
+
+long nnpipe_packed_columns_count(long depth, long width) { return depth * round_up(width, STRIP512); }
+
+void nnpipe_pack_columns(const float *columns, long columns_stride, long first_depth, long depth_count, long depth, long width,
+                         const float *column_scale, const float *column_shift, int column_relu, float *prepacked) {
+    long padded = round_up(width, STRIP512);
+    for (long start = first_depth; start < first_depth + depth_count && start < depth; start += DEPTH_BLOCK) {
+        long block_depth = minimum(DEPTH_BLOCK, depth - start);
+        const float *scale = column_scale != NULL ? column_scale + start : NULL, *shift = column_shift != NULL ? column_shift + start : NULL;
+        for (long column = 0; column < width; column += WIDTH_BLOCK) {
+            long block_width = minimum(WIDTH_BLOCK, width - column);
+            float *strips = prepacked + start * padded + block_depth * column;
+            if (use_avx512()) pack_columns512(columns + start * columns_stride + column, columns_stride, block_depth, block_width, strips, scale, shift, column_relu);
+            else pack_columns(columns + start * columns_stride + column, columns_stride, block_depth, block_width, strips, scale, shift, column_relu);
+        }
+    }
+}
+
+void nnpipe_packed_product_prepacked(const float *packed, long packed_rows, long first, long rows, long depth, const float *prepacked,
+                                     long width, float *output, long output_stride, const float *bias, const float *residual,
+                                     long residual_stride, int relu) {
+    packed_product(use_avx512(), packed, packed_rows, first, rows, depth, NULL, 0, width, output, output_stride,
+                   bias, residual, residual_stride, relu, NULL, NULL, 0, prepacked);
 }
 
 void nnpipe_packed_product_avx2(const float *packed, long packed_rows, long first, long rows, long depth,
@@ -310,14 +334,14 @@ void nnpipe_packed_product_avx2(const float *packed, long packed_rows, long firs
                                 const float *bias, const float *residual, long residual_stride, int relu,
                                 const float *column_scale, const float *column_shift, int column_relu) {
     packed_product(0, packed, packed_rows, first, rows, depth, columns, columns_stride, width, output, output_stride,
-                   bias, residual, residual_stride, relu, column_scale, column_shift, column_relu);
+                   bias, residual, residual_stride, relu, column_scale, column_shift, column_relu, NULL);
 }
 
 static void packed_product(int wide, const float *packed, long packed_rows, long first, long rows, long depth,
                            const float *columns, long columns_stride, long width,
                            float *output, long output_stride,
                            const float *bias, const float *residual, long residual_stride, int relu,
-                           const float *column_scale, const float *column_shift, int column_relu) {
+                           const float *column_scale, const float *column_shift, int column_relu, const float *prepacked) {
     if (column_strips == NULL) {
         column_strips = aligned_alloc(64, sizeof(float) * DEPTH_BLOCK * WIDTH_BLOCK);
         if (column_strips == NULL) abort();
@@ -330,8 +354,12 @@ static void packed_product(int wide, const float *packed, long packed_rows, long
         for (long column = 0; column < width; column += WIDTH_BLOCK) {
             long block_width = minimum(WIDTH_BLOCK, width - column);
             const float *scale = column_scale != NULL ? column_scale + start : NULL, *shift = column_shift != NULL ? column_shift + start : NULL;
-            if (wide) pack_columns512(columns + start * columns_stride + column, columns_stride, block_depth, block_width, column_strips, scale, shift, column_relu);
-            else pack_columns(columns + start * columns_stride + column, columns_stride, block_depth, block_width, column_strips, scale, shift, column_relu);
+            // Strips packed once for every block of rows (nnpipe_pack_columns' layout), or here.
+            const float *strips = prepacked != NULL ? prepacked + start * round_up(width, STRIP512) + block_depth * column : column_strips;
+            if (prepacked == NULL) {
+                if (wide) pack_columns512(columns + start * columns_stride + column, columns_stride, block_depth, block_width, column_strips, scale, shift, column_relu);
+                else pack_columns(columns + start * columns_stride + column, columns_stride, block_depth, block_width, column_strips, scale, shift, column_relu);
+            }
             for (long row = 0; row < rows; row += PANEL_ROWS) {
                 const float *panel = block + row * block_depth;
                 for (long strip = 0; strip < block_width; strip += strip_columns) {
@@ -341,9 +369,9 @@ static void packed_product(int wide, const float *packed, long packed_rows, long
                     long tile_rows = minimum(PANEL_ROWS, rows - row), count = minimum(strip_columns, block_width - strip);
                     const float *tile_bias = bias != NULL ? bias + row : NULL;
                     const float *tile_residual = residual != NULL ? residual + row * residual_stride + column + strip : NULL;
-                    if (wide) tile512(block_depth, panel, column_strips + strip * block_depth, target, output_stride, tile_rows, count,
+                    if (wide) tile512(block_depth, panel, strips + strip * block_depth, target, output_stride, tile_rows, count,
                                       start == 0, start + block_depth == depth, tile_bias, tile_residual, residual_stride, relu, upcoming);
-                    else tile(block_depth, panel, column_strips + strip * block_depth, target, output_stride, tile_rows, count,
+                    else tile(block_depth, panel, strips + strip * block_depth, target, output_stride, tile_rows, count,
                               start == 0, start + block_depth == depth, tile_bias, tile_residual, residual_stride, relu, upcoming);
                 }
             }
@@ -352,6 +380,19 @@ static void packed_product(int wide, const float *packed, long packed_rows, long
 }
 
 #else
+
+long nnpipe_packed_columns_count(long depth, long width) { abort(); }
+
+void nnpipe_pack_columns(const float *columns, long columns_stride, long first_depth, long depth_count, long depth, long width,
+                         const float *column_scale, const float *column_shift, int column_relu, float *prepacked) {
+    abort();
+}
+
+void nnpipe_packed_product_prepacked(const float *packed, long packed_rows, long first, long rows, long depth, const float *prepacked,
+                                     long width, float *output, long output_stride, const float *bias, const float *residual,
+                                     long residual_stride, int relu) {
+    abort();
+}
 
 // Other CPUs keep OpenBLAS: the runtime checks nnpipe_native_kernels_available() first.
 int nnpipe_native_kernels_available(void) { return 0; }

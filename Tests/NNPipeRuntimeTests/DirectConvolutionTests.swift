@@ -40,6 +40,7 @@ struct DirectConvolutionTests {
         Case(label: "64 channels (576 taps), stride 2 on 55x55, one thread", input: [1, 64, 55, 55], weights: [16, 64, 3, 3], stride: 2,
              threads: 1),
         Case(label: "2x2 stride 2, no padding, map of 1 column", input: [1, 3, 8, 2], weights: [5, 3, 2, 2], pads: [0, 0, 0, 0], stride: 2),
+        Case(label: "stride 2, 96 channels (864 taps, past the stride-1 limit)", input: [1, 96, 15, 15], weights: [40, 96, 3, 3], stride: 2),
         Case(label: "pointwise, 512 channels to 20 on 13x13 (planes read in place, last tile masked), residual", input: [1, 512, 13, 13],
              weights: [20, 512, 1, 1], pads: [0, 0, 0, 0], residual: true),
         Case(label: "pointwise, 16 to 64 channels on 55x55, batch 2", input: [2, 16, 55, 55], weights: [64, 16, 1, 1], pads: [0, 0, 0, 0]),

@@ -148,6 +148,10 @@ struct PackedFilterTests {
                     dilation: 2),
         Convolution(label: "row segments, 7x7 stride 2 (a stem), batch 2", input: [2, 3, 120, 120], weights: [13, 3, 7, 7], pads: 3,
                     stride: 2),
+        Convolution(label: "batch 1, dilation 2 on 9x9, three depth blocks: blocks of channels sharing packed columns", input: [1, 80, 9, 9],
+                    weights: [100, 80, 3, 3], pads: 2, dilation: 2),
+        Convolution(label: "batch 1, 5x5 on 20x15, two width blocks: blocks of channels sharing packed columns", input: [1, 30, 20, 15],
+                    weights: [320, 30, 5, 5], pads: 2),
     ])
     func packedConvolutionMatchesOpenBLAS(_ convolution: Convolution) throws {
         let bias = PlanFusionTests.weights("b", [convolution.weights[0]], seed: 32)

@@ -41,6 +41,22 @@ void nnpipe_packed_product(const float *packed, long packed_rows, long first, lo
                            const float *bias, const float *residual, long residual_stride, int relu,
                            const float *column_scale, const float *column_shift, int column_relu);
 
+/// Floats nnpipe_pack_columns needs for a depth x width column matrix.
+long nnpipe_packed_columns_count(long depth, long width);
+
+/// Packs rows first_depth ..< first_depth + depth_count (a multiple of 256 apart from the end,
+/// first_depth a multiple of 256) of the depth x width matrix `columns` (rows `columns_stride`
+/// apart; with `column_scale`, mapped as nnpipe_packed_product maps them) into `prepacked`
+/// (nnpipe_packed_columns_count(depth, width) floats, 64-byte aligned), as nnpipe_packed_product
+/// packs them for itself: so that blocks of rows sharing one column matrix pack it once.
+void nnpipe_pack_columns(const float *columns, long columns_stride, long first_depth, long depth_count, long depth, long width,
+                         const float *column_scale, const float *column_shift, int column_relu, float *prepacked);
+
+/// nnpipe_packed_product on columns nnpipe_pack_columns packed (all `depth` rows).
+void nnpipe_packed_product_prepacked(const float *packed, long packed_rows, long first, long rows, long depth, const float *prepacked,
+                                     long width, float *output, long output_stride, const float *bias, const float *residual,
+                                     long residual_stride, int relu);
+
 /// nnpipe_packed_product on its AVX2 tiles whatever the CPU has: what the AVX-512 tiles must equal
 /// bit for bit (every output is the same fused multiply-adds in the same order), for tests.
 void nnpipe_packed_product_avx2(const float *packed, long packed_rows, long first, long rows, long depth,

@@ -86,6 +86,31 @@ final class PackedFilter: @unchecked Sendable {
                 inputAffine?.scale, inputAffine?.shift, inputAffine?.relu == true ? 1 : 0)
     }
 
+    /// Floats `packColumns` needs for a depth x width column matrix.
+    static func packedColumnsCount(depth: Int, width: Int) -> Int { Int(nnpipe_packed_columns_count(depth, width)) }
+
+    /// Packs rows `rows` (starting on a multiple of 256) of the depth x width matrix `columns` into
+    /// `prepacked` (`packedColumnsCount` floats, 64-byte aligned) as `multiply` would pack them, so
+    /// that several blocks of channels multiplying one matrix pack it once between them.
+    static func packColumns(_ columns: UnsafePointer<Float>, columnStride: Int, rows: Range<Int>, depth: Int, width: Int,
+                            inputAffine: InputAffine?, into prepacked: UnsafeMutablePointer<Float>) {
+        precondition(isAvailable && rows.lowerBound >= 0 && rows.lowerBound % 256 == 0 && rows.upperBound <= depth && width > 0
+                     && columnStride >= width && Int(bitPattern: prepacked) % 64 == 0, "column packing arguments")
+        nnpipe_pack_columns(columns, columnStride, rows.lowerBound, rows.count, depth, width, inputAffine?.scale, inputAffine?.shift,
+                            inputAffine?.relu == true ? 1 : 0, prepacked)
+    }
+
+    /// `multiply` on columns `packColumns` packed (every row of the depth).
+    func multiply(channels: Range<Int>, prepacked: UnsafePointer<Float>, width: Int, into output: UnsafeMutablePointer<Float>,
+                  outputStride: Int, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, residualStride: Int, relu: Bool) {
+        precondition(channels.lowerBound >= 0 && channels.upperBound <= rows && channels.lowerBound % Self.panelRows == 0,
+                     "channels \(channels) of \(rows) must start at a multiple of \(Self.panelRows)")
+        precondition(width > 0 && outputStride >= width && (residual == nil || residualStride >= width), "strides must cover the \(width) columns")
+        guard !channels.isEmpty else { return }
+        nnpipe_packed_product_prepacked(values, rows, channels.lowerBound, channels.count, depth, prepacked, width, output, outputStride,
+                                        bias.map { $0 + channels.lowerBound }, residual, residualStride, relu ? 1 : 0)
+    }
+
     /// Whether `multiply` runs the AVX-512 tiles (the CPU has AVX-512F and NNPIPE_AVX512 is not 0).
     static var usesAVX512: Bool { nnpipe_packed_product_uses_avx512() != 0 }
 }

@@ -5,9 +5,12 @@
 /// the convs whose product is shallow, where those costs outweigh the multiplies: SqueezeNet's
 /// first layer (27 taps) took 0.58 ms through im2col and the packed product.
 extension ConvolutionKernels {
-    /// Whether a conv takes the direct path: group 1, 1-D or 2-D, and a shallow product (at most
-    /// 576 channels x kernel taps) or a first layer's few channels. A 3x3 stride-1 conv of 32
-    /// channels or more goes to Winograd instead. In SqueezeNet on two threads, in ms, direct
+    /// Whether a conv takes the direct path: group 1, 1-D or 2-D, and a strided kernel wider than
+    /// 1x1, or a shallow product (at most 576 channels x kernel taps), or a first layer's few
+    /// channels. Strided convs go direct at any depth: their im2col matrix is written and then
+    /// packed again, and on ResNet-50's stride-2 3x3 convs (1152-4608 taps, 28x28 to 7x7 maps)
+    /// direct took 0.82-0.90 of the time, fastest runs of 60 on two threads. A 3x3 stride-1 conv
+    /// of 32 channels or more goes to Winograd instead. In SqueezeNet on two threads, in ms, direct
     /// against Winograd: 16 channels on 55x55 0.29 / 0.30, 32 on 27x27 0.27 / 0.27, 48 and 64 on
     /// 13x13 0.16 / 0.13 and 0.26 / 0.20; the first layer (3 channels, stride 2) 0.46 against 0.55
     /// through im2col.
@@ -24,6 +27,10 @@ extension ConvolutionKernels {
         if isPointwise(geometry) {
             return channels <= 512 && imagesPerTask(batch: batch, positions: geometry.outputSize, pointwise: true) == 1
         }
+        let strided = geometry.strides.contains { $0 > 1 }
+        // A strided 1x1 conv only subsamples, which im2col does cheaply; the phase layout would
+        // copy every phase to read one (ResNet's 1x1 stride-2 convs: 1.05-1.33 times slower).
+        if strided { return geometry.kernelSize > 1 }
         if channels >= 32, usesWinograd(geometry: geometry, group: group, channels: channels, outputChannels: outputChannels) { return false }
         return channels <= 4 || channels * geometry.kernelSize <= directDepthLimit
     }
