@@ -35,6 +35,22 @@ public enum BLAS {
                      "BLAS leading dimensions do not fit the matrix shapes")
         settings.ensureSingleThreadedLibrary()
         let a = UncheckedSendable(value: a), b = UncheckedSendable(value: b), c = UncheckedSendable(value: c)
+        if m == 1 {
+            // One row (a classifier at batch 1): a matrix-vector product. OpenBLAS's sgemm packs the
+            // whole of B first, which for ResNet-50's 2048 x 1000 classifier took 0.97 ms against
+            // onnxruntime's 0.29.
+            let step = transposeA ? leadingA : 1
+            split(rows: 1, columns: n, inner: k, threads: threads ?? self.threads) { _, columns in
+                if transposeB {
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(columns.count), Int32(k), alpha, b.value + columns.lowerBound * leadingB,
+                                Int32(leadingB), a.value, Int32(step), beta, c.value + columns.lowerBound, 1)
+                } else {
+                    cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(columns.count), alpha, b.value + columns.lowerBound,
+                                Int32(leadingB), a.value, Int32(step), beta, c.value + columns.lowerBound, 1)
+                }
+            }
+            return
+        }
         split(rows: m, columns: n, inner: k, threads: threads ?? self.threads) { rows, columns in
             cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                         Int32(rows.count), Int32(columns.count), Int32(k), alpha,

@@ -30,6 +30,19 @@ enum PoolingKernels {
                     result.withUnsafeMutableBuffer(of: Float.self) { output in
                         let indexPointer = indices?.storage.bytes.baseAddress?.assumingMemoryBound(to: Int64.self)
                         let simple = indices == nil && geometry.input[0] == 1 && geometry.kernel[0] == 1 && geometry.dilations.allSatisfy { $0 == 1 }
+                        // An AveragePool whose one window is the whole plane (ResNet's 7x7 on 7x7) is a
+                        // global average: row by row it cost 0.21 ms on 2048 planes, onnxruntime 0.02.
+                        if !maximum, indices == nil, geometry.outputSize == 1, geometry.kernel == geometry.input,
+                           geometry.padBegin.allSatisfy({ $0 == 0 }), geometry.padEnd.allSatisfy({ $0 == 0 }) {
+                            let size = geometry.inputSize
+                            parallelChunks(planes, threads: planes * size >= parallelElementThreshold ? context.threads : 1,
+                                           minimumChunk: max(1, parallelElementThreshold / max(size, 1))) { range in
+                                for plane in range {
+                                    output[plane] = reducePlane(source.baseAddress! + plane * size, count: size, maximum: false) / Float(size)
+                                }
+                            }
+                            return
+                        }
                         parallelChunks(planes, threads: planes * geometry.outputSize >= parallelElementThreshold / 4 ? context.threads : 1) { range in
                             if simple {
                                 // Slack past the row: the stride-2 vector loop's last load reads one float beyond it.
