@@ -186,29 +186,52 @@ DIRECT_CODE static inline __attribute__((always_inline)) void direct_tile(
     }
 }
 
+// One tile of block `channel` at position `first`.
+DIRECT_CODE static inline __attribute__((always_inline)) void block_tile(
+        const float *packed, long taps, const long *offsets, const float *buffer, long first, long end, long channel, long last_channel,
+        const tile_places *places, float *output, long output_plane, const float *bias, const float *residual, long residual_plane,
+        int relu, int masked_tail) {
+    const long tile = DIRECT_LANES * DIRECT_VECTORS;
+    long vectors = (end - first + DIRECT_LANES - 1) / DIRECT_LANES;
+    const float *weights = packed + channel * taps;
+    long rows = last_channel - channel < DIRECT_ROWS ? last_channel - channel : DIRECT_ROWS;
+    float *target = output + channel * output_plane;
+    const float *tile_bias = bias != NULL ? bias + channel : NULL;
+    const float *tile_residual = residual != NULL ? residual + channel * residual_plane : NULL;
+#define TILE(VECTORS, MASKED) direct_tile(VECTORS, MASKED, weights, taps, offsets, buffer + first, rows, places, target, output_plane, \
+                                          tile_bias, tile_residual, residual_plane, relu, end - first)
+    if (masked_tail && first + tile >= end) {
+        if (vectors >= 3) TILE(3, 1); else if (vectors == 2) TILE(2, 1); else TILE(1, 1);
+    } else {
+        if (vectors >= 3) TILE(3, 0); else if (vectors == 2) TILE(2, 0); else TILE(1, 0);
+    }
+#undef TILE
+}
+
 DIRECT_CODE void nnpipe_direct_convolution(const float *packed, long taps, const long *offsets, const float *buffer,
                                            long first_position, long end_position, long phase_width, long output_height,
                                            long output_width, long first_channel, long channels, float *output, long output_plane,
-                                           const float *bias, const float *residual, long residual_plane, int relu, int masked_tail) {
+                                           const float *bias, const float *residual, long residual_plane, int relu, int masked_tail,
+                                           int blocks_outer) {
     const long tile = DIRECT_LANES * DIRECT_VECTORS;
     long end = end_position < output_height * phase_width ? end_position : output_height * phase_width;
-    for (long first = first_position; first < end; first += tile) {
-        tile_places places = places_of(first, end, phase_width, output_width);
-        long vectors = (end - first + DIRECT_LANES - 1) / DIRECT_LANES;
-        for (long channel = first_channel; channel < first_channel + channels; channel += DIRECT_ROWS) {
-            const float *weights = packed + channel * taps;
-            long rows = first_channel + channels - channel < DIRECT_ROWS ? first_channel + channels - channel : DIRECT_ROWS;
-            float *target = output + channel * output_plane;
-            const float *tile_bias = bias != NULL ? bias + channel : NULL;
-            const float *tile_residual = residual != NULL ? residual + channel * residual_plane : NULL;
-#define TILE(VECTORS, MASKED) direct_tile(VECTORS, MASKED, weights, taps, offsets, buffer + first, rows, &places, target, output_plane, \
-                                          tile_bias, tile_residual, residual_plane, relu, end - first)
-            if (masked_tail && first + tile >= end) {
-                if (vectors >= 3) TILE(3, 1); else if (vectors == 2) TILE(2, 1); else TILE(1, 1);
-            } else {
-                if (vectors >= 3) TILE(3, 0); else if (vectors == 2) TILE(2, 0); else TILE(1, 0);
-            }
-#undef TILE
+    long last_channel = first_channel + channels;
+    // Tiles outer: a tile's input stays in cache across the blocks of channels. Blocks outer
+    // (`blocks_outer`, the caller's choice): a block's weights stay in L1 across the tiles.
+    if (!blocks_outer) {
+        for (long first = first_position; first < end; first += tile) {
+            tile_places places = places_of(first, end, phase_width, output_width);
+            for (long channel = first_channel; channel < last_channel; channel += DIRECT_ROWS)
+                block_tile(packed, taps, offsets, buffer, first, end, channel, last_channel, &places, output, output_plane, bias, residual,
+                           residual_plane, relu, masked_tail);
+        }
+        return;
+    }
+    for (long channel = first_channel; channel < last_channel; channel += DIRECT_ROWS) {
+        for (long first = first_position; first < end; first += tile) {
+            tile_places places = places_of(first, end, phase_width, output_width);
+            block_tile(packed, taps, offsets, buffer, first, end, channel, last_channel, &places, output, output_plane, bias, residual,
+                       residual_plane, relu, masked_tail);
         }
     }
 }
@@ -220,7 +243,8 @@ static int every_other_row(const float *input, long width, long offset, float *l
 void nnpipe_direct_convolution(const float *packed, long taps, const long *offsets, const float *buffer,
                                            long first_position, long end_position, long phase_width, long output_height,
                                            long output_width, long first_channel, long channels, float *output, long output_plane,
-                                           const float *bias, const float *residual, long residual_plane, int relu, int masked_tail) {
+                                           const float *bias, const float *residual, long residual_plane, int relu, int masked_tail,
+                                           int blocks_outer) {
     abort();
 }
 

@@ -160,10 +160,13 @@ void nnpipe_direct_layout(const float *image, long channels, long height, long w
 /// residual + k * residual_plane), bias (NULL: none) holds channel 0's value first, and residual
 /// may be NULL. Reads buffer up to offsets[t] + (first_position rounded up past end_position to a
 /// whole tile) for every t; with `masked_tail`, only up to offsets[t] + the end (a buffer read in
-/// place, such as a pointwise conv's input). Single-threaded.
+/// place, such as a pointwise conv's input). `blocks_outer` runs every tile of one block of
+/// channels before the next block (else every block of one tile before the next tile).
+/// Single-threaded.
 void nnpipe_direct_convolution(const float *packed, long taps, const long *offsets, const float *buffer,
                                long first_position, long end_position, long phase_width, long output_height,
                                long output_width, long first_channel, long channels, float *output, long output_plane,
-                               const float *bias, const float *residual, long residual_plane, int relu, int masked_tail);
+                               const float *bias, const float *residual, long residual_plane, int relu, int masked_tail,
+                               int blocks_outer);
 
 #endif

@@ -296,7 +296,7 @@ final class DirectFilter: @unchecked Sendable {
     func convolve(offsets: UnsafePointer<Int>, buffer: UnsafePointer<Float>, readable: Int, positions: Range<Int>, phaseWidth: Int,
                   outputSize: (height: Int, width: Int), channels: Range<Int>, into output: UnsafeMutablePointer<Float>, outputPlane: Int,
                   bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, residualPlane: Int, relu: Bool, largestOffset: Int,
-                  maskedTail: Bool = false) {
+                  maskedTail: Bool = false, blocksOuter: Bool = false) {
         let tile = Self.tilePositions
         precondition(channels.lowerBound >= 0 && channels.upperBound <= outputs && channels.lowerBound % Self.blockRows == 0,
                      "channels \(channels) of \(outputs) must start at a multiple of \(Self.blockRows)")
@@ -310,7 +310,7 @@ final class DirectFilter: @unchecked Sendable {
         precondition(largestOffset + (maskedTail ? end : (end + tile - 1) / tile * tile) <= readable, "direct convolution reads past its buffer")
         nnpipe_direct_convolution(values, taps, offsets, buffer, positions.lowerBound, end, phaseWidth, outputSize.height, outputSize.width,
                                   channels.lowerBound, channels.count, output, outputPlane, bias, residual, residualPlane, relu ? 1 : 0,
-                                  maskedTail ? 1 : 0)
+                                  maskedTail ? 1 : 0, blocksOuter ? 1 : 0)
     }
 }
 
