@@ -15,18 +15,18 @@ extension ConvolutionKernels {
     /// 13x13 0.16 / 0.13 and 0.26 / 0.20; the first layer (3 channels, stride 2) 0.46 against 0.55
     /// through im2col.
     ///
-    /// Pointwise convs go direct up to 512 channels where the packed product would take one image
-    /// at a time (it puts the images of a batch of narrow maps side by side): the packed product
-    /// packs its input columns again for every block of outputs, and its 6 x 32 tile finishes a
-    /// 16-channel product in 16 steps. In SqueezeNet on two threads, in ms, direct against packed:
-    /// 16 to 64 channels on 55x55 0.06 / 0.08, 32 to 128 on 27x27 0.05 / 0.09, 512 to 1000 on
-    /// 13x13 0.85 / 1.02.
+    /// Pointwise convs of one image go direct up to 512 channels: the packed product packs its
+    /// input columns again for every block of outputs, and its 6 x 32 tile finishes a 16-channel
+    /// product in 16 steps. In SqueezeNet on two threads, in ms, direct against packed: 16 to 64
+    /// channels on 55x55 0.06 / 0.08, 32 to 128 on 27x27 0.05 / 0.09, 512 to 1000 on 13x13
+    /// 0.85 / 1.02. Not in a batch: there the input comes from memory, and a tile's 48 positions
+    /// from each of 128 planes are 128 short streams the prefetchers do not follow, where the
+    /// packed product reads 256 at a time (SqueezeNet's 128-to-16 squeeze at batch 32: 8.5 ms
+    /// direct, onnxruntime 3.7).
     static func usesDirect(geometry: SpatialGeometry, group: Int, channels: Int, outputChannels: Int, batch: Int = 1) -> Bool {
         guard DirectFilter.isAvailable, group == 1, geometry.input[0] == 1, geometry.output[0] == 1,
               geometry.output[1] > 0, geometry.output[2] > 0 else { return false }
-        if isPointwise(geometry) {
-            return channels <= 512 && imagesPerTask(batch: batch, positions: geometry.outputSize, pointwise: true) == 1
-        }
+        if isPointwise(geometry) { return channels <= 512 && batch == 1 }
         let strided = geometry.strides.contains { $0 > 1 }
         // A strided 1x1 conv only subsamples, which im2col does cheaply; the phase layout would
         // copy every phase to read one (ResNet's 1x1 stride-2 convs: 1.05-1.33 times slower).
