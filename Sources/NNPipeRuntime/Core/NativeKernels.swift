@@ -33,6 +33,15 @@ enum WorkerPool {
     }
 }
 
+/// `count` floats, 64-byte aligned (the kernels' aligned vector loads), filled by `pack`; the
+/// caller deallocates them.
+private func packedFloats(_ count: Int, _ pack: (UnsafeMutablePointer<Float>) -> Void) -> UnsafeMutablePointer<Float> {
+    let values = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+        .bindMemory(to: Float.self, capacity: count)
+    pack(values)
+    return values
+}
+
 /// Convolution weights packed once for the runtime's own float product.
 ///
 /// Why not OpenBLAS for these products: at batch 1 a conv's GEMM is small and is called per block
@@ -59,10 +68,7 @@ final class PackedFilter: @unchecked Sendable {
         precondition(rows > 0 && depth > 0, "empty filter \(rows) x \(depth)")
         self.rows = rows
         self.depth = depth
-        let count = Int(nnpipe_packed_filter_count(rows, depth))
-        values = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
-            .bindMemory(to: Float.self, capacity: count)
-        nnpipe_pack_filter(filter, rows, depth, values)
+        values = packedFloats(Int(nnpipe_packed_filter_count(rows, depth))) { nnpipe_pack_filter(filter, rows, depth, $0) }
     }
 
     deinit { values.deallocate() }
@@ -272,10 +278,7 @@ final class DirectFilter: @unchecked Sendable {
         precondition(outputs > 0 && taps > 0, "empty direct filter \(outputs) x \(taps)")
         self.outputs = outputs
         self.taps = taps
-        let count = Int(nnpipe_direct_filter_count(outputs, taps))
-        values = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
-            .bindMemory(to: Float.self, capacity: count)
-        nnpipe_direct_pack_filter(weights, outputs, taps, values)
+        values = packedFloats(Int(nnpipe_direct_filter_count(outputs, taps))) { nnpipe_direct_pack_filter(weights, outputs, taps, $0) }
     }
 
     deinit { values.deallocate() }
