@@ -104,15 +104,14 @@ extension ConvolutionKernels {
                                 padBegin: (geometry.padBegin[1], geometry.padBegin[2]), phase: (layout.phaseHeight, layout.phaseWidth),
                                 into: values + part.lowerBound * channelBlock)
         }
-        let (tilesPerPart, blocksPerPart, positionCount, channelCount, blocksOuter) = directParts(
-            positions: gridPositions, outputs: outputChannels, taps: filter.taps, threads: threads)
+        let parts = DirectParts(positions: gridPositions, outputs: outputChannels, taps: filter.taps, threads: threads)
         offsets.withUnsafeBufferPointer { offsetValues in
             let table = UncheckedSendable(value: offsetValues.baseAddress!)
             func run(_ image: Int, values: UnsafeMutablePointer<Float>, positions range: Range<Int>, channels part: Range<Int>) {
                 filter.convolve(offsets: table.value, buffer: values, readable: readable, positions: range, phaseWidth: layout.phaseWidth,
                                 outputSize: outputSize, channels: part, into: output + image * imageStride, outputPlane: positions,
                                 bias: bias, residual: epilogue.residual.map { $0 + image * outputChannels * positions },
-                                residualPlane: positions, relu: relu, largestOffset: largestOffset, blocksOuter: blocksOuter)
+                                residualPlane: positions, relu: relu, largestOffset: largestOffset, blocksOuter: parts.blocksOuter)
             }
             if batch >= 2 * threads || (batch >= threads && batch % threads == 0) {
                 // Whole images are the tasks, each on one core with a buffer of its own.
@@ -132,10 +131,8 @@ extension ConvolutionKernels {
                 parallelChunks(channels, threads: threads, minimumChunk: max(1, parallelElementThreshold / max(channelBlock, 1))) { part in
                     lay(image, channels: part, into: values.value)
                 }
-                parallelTasks(positionCount * channelCount, threads: threads) { _, task in
-                    let firstTile = task / channelCount * tilesPerPart, firstBlock = task % channelCount * blocksPerPart
-                    let range = (firstTile * tile)..<min(gridPositions, (firstTile + tilesPerPart) * tile)
-                    let part = (firstBlock * DirectFilter.blockRows)..<min(outputChannels, (firstBlock + blocksPerPart) * DirectFilter.blockRows)
+                parallelTasks(parts.positionCount * parts.channelCount, threads: threads) { _, task in
+                    let (range, part) = parts.task(task, positions: gridPositions, outputs: outputChannels)
                     run(image, values: values.value, positions: range, channels: part)
                 }
             }
@@ -151,45 +148,58 @@ extension ConvolutionKernels {
         let positions = geometry.outputSize
         precondition(filter.taps == channels && geometry.inputSize == positions, "a pointwise conv's filter and planes")
         let offsets = (0..<channels).map { $0 * positions }
-        let tile = DirectFilter.tilePositions, blockRows = DirectFilter.blockRows
         let outputChannels = filter.outputs
-        let (tilesPerPart, blocksPerPart, positionCount, channelCount, blocksOuter) = directParts(
-            positions: positions, outputs: outputChannels, taps: channels, threads: threads)
+        let parts = DirectParts(positions: positions, outputs: outputChannels, taps: channels, threads: threads)
+        let perImage = parts.positionCount * parts.channelCount
         offsets.withUnsafeBufferPointer { offsetValues in
             let table = UncheckedSendable(value: offsetValues.baseAddress!)
-            parallelTasks(batch * positionCount * channelCount, threads: threads) { _, task in
-                let image = task / (positionCount * channelCount), part = task % (positionCount * channelCount)
-                let firstTile = part / channelCount * tilesPerPart, firstBlock = part % channelCount * blocksPerPart
+            parallelTasks(batch * perImage, threads: threads) { _, task in
+                let image = task / perImage
+                let (range, part) = parts.task(task % perImage, positions: positions, outputs: outputChannels)
                 filter.convolve(offsets: table.value, buffer: source + image * channels * positions, readable: channels * positions,
-                                positions: (firstTile * tile)..<min(positions, (firstTile + tilesPerPart) * tile), phaseWidth: positions,
-                                outputSize: (1, positions),
-                                channels: (firstBlock * blockRows)..<min(outputChannels, (firstBlock + blocksPerPart) * blockRows),
+                                positions: range, phaseWidth: positions, outputSize: (1, positions), channels: part,
                                 into: output + image * imageStride, outputPlane: positions, bias: epilogue.bias,
                                 residual: epilogue.residual.map { $0 + image * outputChannels * positions }, residualPlane: positions,
-                                relu: epilogue.relu, largestOffset: (channels - 1) * positions, maskedTail: true, blocksOuter: blocksOuter)
+                                relu: epilogue.relu, largestOffset: (channels - 1) * positions, maskedTail: true, blocksOuter: parts.blocksOuter)
             }
         }
     }
 
-    /// How one image's conv is cut into tasks (parts of its tiles of positions times parts of its
-    /// blocks of channels, about `blocksPerThread` tasks a thread) and in which order the kernel
-    /// runs a task. A map of at most 8 tiles whose tile input (taps x 48 floats) is past L1 goes
-    /// by blocks of channels, each block's weights kept in L1 across the tiles, and is cut along
-    /// the channels: SqueezeNet's last conv (512 taps, 4 tiles) read its 2 MB of weights once per
-    /// tile otherwise, 0.69 ms against 0.63 this way, ResNet-50's stride-2 convs on 14x14 and 7x7
-    /// maps 1.38 / 1.06 and 1.30 / 1.12. Larger maps keep the tile's input across the blocks
-    /// (on a 28x28 map with 1152 taps the other order took 1.4 times as long).
-    static func directParts(positions: Int, outputs: Int, taps: Int, threads: Int)
-        -> (tilesPerPart: Int, blocksPerPart: Int, positionCount: Int, channelCount: Int, blocksOuter: Bool) {
+}
+
+/// How one image's direct conv is cut into tasks (parts of its tiles of positions times parts of its
+/// blocks of channels, about `blocksPerThread` tasks a thread) and in which order the kernel runs a
+/// task. A map of at most 8 tiles whose tile input (taps x 48 floats) is past L1 goes by blocks of
+/// channels, each block's weights kept in L1 across the tiles, and is cut along the channels:
+/// SqueezeNet's last conv (512 taps, 4 tiles) read its 2 MB of weights once per tile otherwise,
+/// 0.69 ms against 0.63 this way, ResNet-50's stride-2 convs on 14x14 and 7x7 maps 1.38 / 1.06 and
+/// 1.30 / 1.12. Larger maps keep the tile's input across the blocks (on a 28x28 map with 1152 taps
+/// the other order took 1.4 times as long).
+struct DirectParts {
+    let tilesPerPart: Int
+    let blocksPerPart: Int
+    let positionCount: Int
+    let channelCount: Int
+    let blocksOuter: Bool
+
+    init(positions: Int, outputs: Int, taps: Int, threads: Int) {
         let tiles = (positions + DirectFilter.tilePositions - 1) / DirectFilter.tilePositions
         let blocks = (outputs + DirectFilter.blockRows - 1) / DirectFilter.blockRows
-        let wanted = threads * blocksPerThread
-        let blocksOuter = tiles <= 8 && taps * DirectFilter.tilePositions * MemoryLayout<Float>.stride > 32 << 10
+        let wanted = threads * ConvolutionKernels.blocksPerThread
+        blocksOuter = tiles <= 8 && taps * DirectFilter.tilePositions * MemoryLayout<Float>.stride > 32 << 10
         let channelParts = blocksOuter ? min(blocks, wanted) : min(blocks, (wanted + min(tiles, wanted) - 1) / min(tiles, wanted))
         let positionParts = blocksOuter ? min(tiles, (wanted + channelParts - 1) / channelParts) : min(tiles, wanted)
-        let tilesPerPart = (tiles + positionParts - 1) / positionParts
-        let blocksPerPart = (blocks + channelParts - 1) / channelParts
-        return (tilesPerPart, blocksPerPart, (tiles + tilesPerPart - 1) / tilesPerPart, (blocks + blocksPerPart - 1) / blocksPerPart,
-                blocksOuter)
+        tilesPerPart = (tiles + positionParts - 1) / positionParts
+        blocksPerPart = (blocks + channelParts - 1) / channelParts
+        positionCount = (tiles + tilesPerPart - 1) / tilesPerPart
+        channelCount = (blocks + blocksPerPart - 1) / blocksPerPart
+    }
+
+    /// Task `task` of one image (below positionCount x channelCount): its positions and channels.
+    func task(_ task: Int, positions: Int, outputs: Int) -> (positions: Range<Int>, channels: Range<Int>) {
+        let (tile, rows) = (DirectFilter.tilePositions, DirectFilter.blockRows)
+        let firstTile = task / channelCount * tilesPerPart, firstBlock = task % channelCount * blocksPerPart
+        return ((firstTile * tile)..<min(positions, (firstTile + tilesPerPart) * tile),
+                (firstBlock * rows)..<min(outputs, (firstBlock + blocksPerPart) * rows))
     }
 }
